@@ -1,0 +1,31 @@
+"""One pooled HTTP session per channel per process, so flushes reuse connections."""
+from __future__ import annotations
+
+import os
+
+import requests
+from requests.adapters import HTTPAdapter
+
+_sessions: dict[tuple[int, int], requests.Session] = {}
+
+
+def session_for(channel_id: int) -> requests.Session:
+    key = (os.getpid(), channel_id)  # never share a pooled socket across a fork
+    session = _sessions.get(key)
+    if session is None:
+        session = requests.Session()
+        session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0))
+        session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0))
+        session.headers["User-Agent"] = "syncsvc/0.1"
+        _sessions[key] = session
+    return session
+
+
+def retry_after_seconds(response: requests.Response, default: float | None = None) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default

@@ -1,0 +1,69 @@
+from django import forms
+from django.contrib import admin
+
+from inventory.admin import ReadOnlyAdmin
+
+from .adapters.registry import ADAPTERS, adapter_class
+from .models import Channel, SyncAttempt, SyncMark
+
+
+class ChannelForm(forms.ModelForm):
+    """Credentials are entered as JSON and stored encrypted; the form never shows them."""
+
+    new_credentials = forms.JSONField(
+        required=False, label="Credentials", help_text="JSON object; leave empty to keep the stored ones."
+    )
+
+    class Meta:
+        model = Channel
+        fields = ["name", "kind", "base_url", "enabled", "mode", "safety_stock", "settings"]
+
+    def clean_kind(self):
+        kind = self.cleaned_data["kind"]
+        if kind not in ADAPTERS:
+            raise forms.ValidationError(f"no adapter for {kind!r} in this version")
+        return kind
+
+    def clean(self):
+        data = super().clean()
+        credentials = data.get("new_credentials")
+        kind = data.get("kind")
+        if credentials is not None and not isinstance(credentials, dict):
+            self.add_error("new_credentials", "must be a JSON object")
+        elif kind in ADAPTERS and (credentials or not self.instance.pk):
+            for field, message in adapter_class(kind).validate_credentials(credentials or {}).items():
+                self.add_error("new_credentials", f"{field}: {message}")
+        return data
+
+    def save(self, commit=True):
+        channel = super().save(commit=False)
+        if self.cleaned_data.get("new_credentials"):
+            channel.credentials = self.cleaned_data["new_credentials"]
+        if commit:
+            channel.save()
+        return channel
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "kind", "base_url", "enabled", "mode", "safety_stock"]
+    list_filter = ["kind", "enabled", "mode"]
+
+
+@admin.register(SyncMark)
+class SyncMarkAdmin(ReadOnlyAdmin):
+    list_display = ["channel", "variant", "aspect", "version", "due_at", "attempts", "last_error", "failed_at"]
+    list_filter = ["channel", "aspect"]
+    search_fields = ["variant__sku"]
+    list_select_related = ["channel", "variant"]
+
+
+@admin.register(SyncAttempt)
+class SyncAttemptAdmin(ReadOnlyAdmin):
+    list_display = ["timestamp", "channel", "sku", "event_type", "status", "error_code", "retry_count", "latency_ms", "resolved_at"]
+    list_filter = ["channel", "status", "event_type"]
+    search_fields = ["sku"]
+    list_select_related = ["channel"]
+    date_hierarchy = "timestamp"
+    show_full_result_count = False

@@ -1,0 +1,14 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter()
+router.register("channels", views.ChannelViewSet, basename="channel")
+
+urlpatterns = [
+    path("status/", views.StatusView.as_view(), name="status"),
+    path("sync-logs/", views.SyncLogView.as_view(), name="sync-logs"),
+    path("inventory/<str:sku>/", views.InventoryView.as_view(), name="inventory"),
+    *router.urls,
+]

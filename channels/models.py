@@ -1,0 +1,139 @@
+"""Channel records, pending sync marks and the per-SKU attempt log."""
+from __future__ import annotations
+
+import json
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.db import models
+
+
+class Channel(models.Model):
+    class Kind(models.TextChoices):
+        SHOPIFY = "shopify"
+        WOOCOMMERCE = "woocommerce"
+        MAGENTO = "magento"
+        AMAZON = "amazon"
+        WEBHOOK = "webhook"
+
+    class Mode(models.TextChoices):
+        LIVE = "live"
+        SHADOW = "shadow"  # everything runs but the final call; what would be sent is logged
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    base_url = models.URLField(max_length=500)
+    credentials_encrypted = models.TextField(blank=True, default="", editable=False)
+    enabled = models.BooleanField(default=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.LIVE)
+    safety_stock = models.PositiveIntegerField(default=0, help_text="Units held back from this channel.")
+    settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    # Credentials are encrypted at rest with SYNCSVC_ENCRYPTION_KEY and never serialized out.
+    @property
+    def credentials(self) -> dict:
+        if not self.credentials_encrypted:
+            return {}
+        return json.loads(Fernet(settings.ENCRYPTION_KEY).decrypt(self.credentials_encrypted.encode()))
+
+    @credentials.setter
+    def credentials(self, value: dict) -> None:
+        self.credentials_encrypted = Fernet(settings.ENCRYPTION_KEY).encrypt(json.dumps(value).encode()).decode()
+
+    def shown_available(self, sellable: int) -> int:
+        """What this channel is shown of `on_hand - reserved`: the safety stock held back."""
+        return max(0, sellable - self.safety_stock)
+
+
+class SyncMarkQuerySet(models.QuerySet):
+    def pending(self):
+        """Marks still owed (due now, later, or in flight); settled ones have no due time."""
+        return self.filter(due_at__isnull=False)
+
+
+class SyncMark(models.Model):
+    """Work owed to a channel: one row per (channel, variant, aspect), coalesced.
+
+    `version` is the latest Change id; a flush claims the mark (a lease), sends the current
+    state and settles the mark (no due time, `delivered_at` set) only if `version` is still
+    the one it claimed. Settled marks linger for a while so that a SKU changing again right
+    after a send is recognised as hot and coalesced; a beat job prunes them.
+    """
+
+    channel = models.ForeignKey(Channel, related_name="marks", on_delete=models.CASCADE)
+    variant = models.ForeignKey("inventory.Variant", related_name="+", on_delete=models.CASCADE)
+    aspect = models.CharField(max_length=16)
+    version = models.BigIntegerField()
+    # Commit time of the oldest change not yet delivered (latency is measured from it).
+    first_committed_at = models.DateTimeField()
+    last_committed_at = models.DateTimeField()
+    due_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, null=True, blank=True)
+    claimed_version = models.BigIntegerField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    failed_at = models.DateTimeField(null=True, blank=True, help_text="Gave up: waits for a resync or a new change.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "variant", "aspect"], name="syncmark_channel_variant_aspect_uniq"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["channel", "due_at"], name="syncmark_channel_due_idx", condition=models.Q(due_at__isnull=False)
+            ),
+            models.Index(fields=["delivered_at"], name="syncmark_settled_idx", condition=models.Q(due_at__isnull=True)),
+        ]
+
+    objects = SyncMarkQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.variant_id}/{self.aspect}@{self.version}"
+
+
+class SyncAttempt(models.Model):
+    """One attempt to deliver one aspect of one SKU to one channel, with its hop timestamps."""
+
+    class Status(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"
+        THROTTLED = "throttled"
+        IGNORED = "ignored"
+
+    channel = models.ForeignKey(Channel, related_name="attempts", on_delete=models.CASCADE)
+    variant_id = models.BigIntegerField(null=True)
+    sku = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=16)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    error_code = models.CharField(max_length=100, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    retry_count = models.PositiveIntegerField(default=0)
+    version = models.BigIntegerField(help_text="The Change id whose state was sent.")
+    committed_at = models.DateTimeField()
+    enqueued_at = models.DateTimeField(null=True)
+    started_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True)
+    timestamp = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["channel", "timestamp"], name="attempt_channel_time_idx"),
+            models.Index(fields=["sku", "timestamp"], name="attempt_sku_time_idx"),
+            models.Index(fields=["channel", "status", "resolved_at"], name="attempt_unresolved_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.sku} {self.event_type} {self.status}"

@@ -1,0 +1,35 @@
+"""Fan-out: inventory's in-transaction change hook -> one pending mark per channel."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db import transaction
+
+from .adapters.registry import UnknownChannelKind, adapter_class
+from .marks import marks_upsert
+from .models import Channel
+from .wakeups import wake_channel
+
+
+def _aspects_of(kind: str) -> frozenset[str]:
+    try:
+        return adapter_class(kind).aspects
+    except UnknownChannelKind:
+        return frozenset({"price", "inventory", "content"})
+
+
+def on_changes_recorded(sender, changes, **kwargs) -> None:
+    """Upsert marks in the writing transaction (so they commit or roll back with the data);
+    wake the channels only once it has committed. Disabled channels get marks too, so
+    nothing is lost while they are paused; they are just not woken."""
+    by_aspect: dict[str, list] = defaultdict(list)
+    for change in changes:
+        by_aspect[change.aspect].append((change.variant_id, change.pk, change.created_at))
+    channels = list(Channel.objects.values_list("pk", "kind", "enabled"))
+    to_wake: set[int] = set()
+    for aspect, rows in by_aspect.items():
+        channel_ids = [pk for pk, kind, _ in channels if aspect in _aspects_of(kind)]
+        marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=rows)
+        to_wake.update(pk for pk, kind, enabled in channels if enabled and pk in channel_ids)
+    if to_wake:
+        transaction.on_commit(lambda: [wake_channel(pk) for pk in sorted(to_wake)])

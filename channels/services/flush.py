@@ -1,0 +1,182 @@
+"""Deliver what a channel is owed: claim due marks, read current state, push one batch,
+log one attempt per SKU, clear only what was delivered."""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone as dt_timezone
+
+from django.conf import settings
+from django.utils import timezone
+
+from inventory.selectors import variants_snapshot
+
+from ..adapters.base import ChannelConfig, Outcome, PushItem, PushResult
+from ..adapters.registry import adapter_for
+from ..marks import ClaimedMark, marks_claim, marks_clear, marks_give_up, marks_retry_later, next_due_in
+from ..models import Channel, SyncAttempt
+from ..ratelimit import bucket_take
+
+log = logging.getLogger(__name__)
+
+# A flush re-queues itself for work due within this window; later work is the sweep's.
+REQUEUE_HORIZON_S = 30.0
+
+
+@dataclass(frozen=True)
+class FlushOutcome:
+    delivered: int = 0
+    failed: int = 0
+    requeue_in: float | None = None
+
+
+def channel_config(channel: Channel) -> ChannelConfig:
+    return ChannelConfig(
+        id=channel.pk,
+        name=channel.name,
+        kind=channel.kind,
+        base_url=channel.base_url,
+        credentials=channel.credentials,
+        settings=dict(channel.settings),
+    )
+
+
+def backoff_seconds(attempts: int) -> float:
+    """Exponential backoff with jitter, capped: base * 2**attempts, times 0.5..1."""
+    config = settings.SYNCSVC
+    return min(config["RETRY_CAP_S"], config["RETRY_BASE_S"] * 2**attempts) * random.uniform(0.5, 1.0)
+
+
+def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> FlushOutcome:
+    """Push a channel's due marks in batches, within its global rate limit and a time budget.
+
+    Never sleeps: when the bucket is empty or the channel asks us to wait, the marks stay due
+    at the time allowed and the caller re-queues the flush (`requeue_in`).
+    """
+    channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
+    if channel is None:
+        return FlushOutcome()
+    adapter = adapter_for(channel_config(channel))
+    rate = float(channel.settings.get("rate_per_s", adapter.default_rate_per_s))
+    burst = float(channel.settings.get("burst", adapter.default_burst))
+    batch_size = int(channel.settings.get("batch_size", adapter.batch_size))
+    config = settings.SYNCSVC
+    claimer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + config["FLUSH_BUDGET_S"]
+    delivered = failed = 0
+    for _ in range(config["FLUSH_MAX_BATCHES"]):
+        if time.monotonic() > deadline:
+            return FlushOutcome(delivered, failed, 0.0)
+        marks = marks_claim(channel_id=channel.pk, claimer=claimer, limit=batch_size, lease_s=config["LEASE_S"])
+        if not marks:
+            break
+        wait = bucket_take(f"channel:{channel.pk}", rate_per_s=rate, burst=burst)
+        if wait > 0:
+            marks_retry_later(mark_ids=[m.id for m in marks], claimer=claimer, delay_s=wait, error="", count_attempt=False)
+            return FlushOutcome(delivered, failed, wait)
+        ok, bad = _deliver_batch(channel, adapter, marks, claimer, enqueued_at)
+        delivered += ok
+        failed += bad
+        if bad:
+            break  # the channel is struggling: leave the rest to the backoff schedule
+    due_in = next_due_in(channel_id=channel.pk)
+    requeue = due_in if due_in is not None and due_in <= REQUEUE_HORIZON_S else None
+    return FlushOutcome(delivered, failed, requeue)
+
+
+def _items(channel: Channel, marks: list[ClaimedMark]) -> tuple[list[PushItem], dict[tuple[str, str], ClaimedMark]]:
+    snapshots = variants_snapshot(variant_ids={m.variant_id for m in marks})
+    items, by_key = [], {}
+    for mark in marks:
+        snapshot = snapshots.get(mark.variant_id)
+        if snapshot is None:
+            continue  # deleted since: its marks go with it
+        items.append(
+            PushItem(
+                sku=snapshot.sku,
+                aspect=mark.aspect,
+                version=mark.version,
+                price=snapshot.price,
+                compare_at_price=snapshot.compare_at_price,
+                available=channel.shown_available(snapshot.sellable),
+                handle=snapshot.handle,
+                title=snapshot.title,
+                description=snapshot.description,
+                attributes=snapshot.attributes,
+            )
+        )
+        by_key[(snapshot.sku, mark.aspect)] = mark
+    return items, by_key
+
+
+def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, int]:
+    started_at = timezone.now()
+    items, by_key = _items(channel, marks)
+    if channel.mode == Channel.Mode.SHADOW:
+        results = [PushResult(i.sku, i.aspect, Outcome.OK, code="shadow", acknowledged_at=timezone.now()) for i in items]
+    else:
+        results = adapter.push(items)
+    enqueued = datetime.fromtimestamp(enqueued_at, dt_timezone.utc) if enqueued_at else None
+    attempts, delivered, throttled, retry, give_up = [], [], [], [], []
+    retry_delay = 0.0
+    for result, item in zip(results, items):
+        mark = by_key[(result.sku, result.aspect)]
+        attempts.append(_attempt_row(channel, mark, item, result, enqueued, started_at))
+        if result.ok:
+            delivered.append(mark.id)
+        elif result.outcome is Outcome.THROTTLED:
+            throttled.append(mark.id)
+            retry_delay = max(retry_delay, result.retry_after or 1.0)
+        elif result.outcome is Outcome.PERMANENT or mark.attempts + 1 >= settings.SYNCSVC["MAX_ATTEMPTS"]:
+            give_up.append((mark.id, result))
+        else:
+            retry.append(mark.id)
+            retry_delay = max(retry_delay, result.retry_after or 0.0, backoff_seconds(mark.attempts))
+    SyncAttempt.objects.bulk_create(attempts)
+    marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
+    if delivered:
+        SyncAttempt.objects.filter(
+            channel=channel, resolved_at__isnull=True, status__in=[SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED],
+            sku__in=[r.sku for r in results if r.ok],
+        ).update(resolved_at=timezone.now())
+    error = next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
+    marks_retry_later(mark_ids=throttled, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=False)
+    marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error)
+    for mark_id, result in give_up:
+        marks_give_up(mark_ids=[mark_id], claimer=claimer, error=f"{result.code}: {result.message}")
+    if len(delivered) < len(items):
+        log.warning("channel %s: %d of %d items not delivered (%s)", channel.name, len(items) - len(delivered), len(items), error)
+    return len(delivered), len(items) - len(delivered)
+
+
+def _attempt_row(channel, mark, item, result: PushResult, enqueued, started_at) -> SyncAttempt:
+    if result.ok:
+        status = SyncAttempt.Status.IGNORED if result.code == "shadow" else SyncAttempt.Status.SUCCESS
+    elif result.outcome is Outcome.THROTTLED:
+        status = SyncAttempt.Status.THROTTLED
+    else:
+        status = SyncAttempt.Status.FAILURE
+    acknowledged = result.acknowledged_at
+    latency = (acknowledged - mark.first_committed_at).total_seconds() * 1000 if acknowledged else None
+    return SyncAttempt(
+        channel=channel,
+        variant_id=mark.variant_id,
+        sku=item.sku,
+        event_type=item.aspect,
+        status=status,
+        error_code=result.code if not result.ok or result.code == "shadow" else "",
+        error_message=result.message,
+        retry_count=mark.attempts,
+        version=mark.version,
+        committed_at=mark.first_committed_at,
+        enqueued_at=max(enqueued, mark.first_committed_at) if enqueued else None,
+        started_at=started_at,
+        acknowledged_at=acknowledged,
+        latency_ms=latency,
+        timestamp=timezone.now(),
+    )

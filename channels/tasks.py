@@ -1,0 +1,32 @@
+"""Thin tasks: load ids, call a service. Beat jobs only kick off work."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from .marks import channels_with_due_marks, marks_prune_settled
+from .models import Channel
+from .services.flush import flush_channel
+from .wakeups import wake_channel, wake_flag_clear
+
+
+@shared_task(name="channels.flush", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def flush(channel_id: int, enqueued_at: float | None = None) -> None:
+    wake_flag_clear(channel_id)  # from here on, a new commit must enqueue the next flush
+    outcome = flush_channel(channel_id=channel_id, enqueued_at=enqueued_at)
+    if outcome.requeue_in is not None:
+        wake_channel(channel_id, countdown=outcome.requeue_in)
+
+
+@shared_task(name="channels.sweep", ignore_result=True)
+def sweep() -> int:
+    """Re-wake every enabled channel whose due marks have no flush in flight (lost wake-ups,
+    leases of killed flushers, backoffs that ended)."""
+    due = set(channels_with_due_marks())
+    enabled = set(Channel.objects.filter(pk__in=due, enabled=True).values_list("pk", flat=True))
+    return sum(wake_channel(pk) for pk in sorted(enabled))
+
+
+@shared_task(name="channels.prune_settled", ignore_result=True)
+def prune_settled() -> int:
+    """Settled marks only matter for the hot window; keep an hour for inspection."""
+    return marks_prune_settled(older_than_s=3600)

@@ -1,0 +1,46 @@
+"""Wake-ups: the broker carries them, the database holds the work.
+
+A wake-up is deduplicated with a short-lived Redis flag, cleared when the flush starts, so a
+burst of commits enqueues one flush, and a change landing during a flush enqueues the next.
+Losing a wake-up (a Redis restart, a purged queue, a broker outage at commit time) costs one
+sweep interval of delay, never an update: the sweep re-wakes every channel with due marks.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from .redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+def _flag(channel_id: int, *, delayed: bool = False) -> str:
+    return f"syncsvc:wake:{'later:' if delayed else ''}{channel_id}"
+
+
+def wake_channel(channel_id: int, *, countdown: float = 0.0) -> bool:
+    """Enqueue a flush of the channel unless one is already queued. Never raises: a wake-up
+    that fails to send is recovered by the sweep."""
+    from .tasks import flush
+
+    delayed = countdown > 0
+    try:
+        ttl = settings.SYNCSVC["WAKE_FLAG_TTL_S"] + (int(countdown) if delayed else 0)
+        if not get_redis().set(_flag(channel_id, delayed=delayed), "1", nx=True, ex=ttl):
+            return False
+        flush.apply_async(args=(channel_id,), kwargs={"enqueued_at": time.time()}, countdown=countdown or None)
+        return True
+    except (RedisError, OperationalError) as exc:
+        log.warning("wake-up for channel %s not sent (%s); the sweep will deliver", channel_id, exc)
+        return False
+
+
+def wake_flag_clear(channel_id: int, *, delayed: bool = False) -> None:
+    try:
+        get_redis().delete(_flag(channel_id, delayed=delayed))
+    except RedisError as exc:
+        log.warning("wake flag for channel %s not cleared: %s", channel_id, exc)

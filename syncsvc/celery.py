@@ -1,0 +1,13 @@
+"""The Celery app. Queues: `sync` (per-channel flushes), `inbound` (channel webhooks),
+`maintenance` (sweeps, pruning), `bulk` (catalog refreshes)."""
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syncsvc.settings")
+
+app = Celery("syncsvc")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

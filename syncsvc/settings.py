@@ -1,0 +1,183 @@
+"""Settings, all from the environment (12-factor).
+
+Unset `DATABASE_URL` means SQLite under `var/`; unset `REDIS_URL` means a Redis on
+127.0.0.1:6379 (`make run` starts an embedded one and sets `REDIS_URL` for its processes).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "inventory",
+    "channels",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "syncsvc.urls"
+WSGI_APPLICATION = "syncsvc.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'syncsvc.sqlite3'}"),
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, beat) share the file: WAL lets readers run beside the
+    # writer, IMMEDIATE takes the write lock up front instead of failing mid-transaction.
+    _db.setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
+    )
+    _db.setdefault("TEST", {})["NAME"] = env("SQLITE_TEST_NAME", default=str(VAR_DIR / "test.sqlite3"))
+else:
+    _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+    _db["CONN_HEALTH_CHECKS"] = True
+    if env("TEST_DATABASE_NAME", default=""):
+        _db.setdefault("TEST", {})["NAME"] = env("TEST_DATABASE_NAME")
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["syncsvc.permissions.RolePermission"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "syncsvc.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "syncsvc API",
+    "DESCRIPTION": "Catalog, stock and channel sync control for the PIM and operators.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
+
+# --- Celery ---------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = "maintenance"
+CELERY_TASK_ROUTES = {
+    "channels.flush": {"queue": "sync"},
+    "channels.wake_due": {"queue": "maintenance"},
+    "channels.sweep": {"queue": "maintenance"},
+    "channels.prune_settled": {"queue": "maintenance"},
+}
+# Longer than any countdown we use, so a delayed wake-up is never redelivered early.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULER = env("CELERY_BEAT_SCHEDULER", default="django_celery_beat.schedulers:DatabaseScheduler")
+
+# --- syncsvc --------------------------------------------------------------------------------
+SYNCSVC = {
+    # How often beat re-wakes channels whose due marks have no flush in flight.
+    "SWEEP_INTERVAL_S": env.float("SYNCSVC_SWEEP_INTERVAL_S", default=5.0),
+    # A claimed mark belongs to its flusher until then; after that it is due again.
+    "LEASE_S": env.float("SYNCSVC_LEASE_S", default=60.0),
+    # A flush works at most this long (or this many batches), then re-queues itself.
+    "FLUSH_BUDGET_S": env.float("SYNCSVC_FLUSH_BUDGET_S", default=2.0),
+    "FLUSH_MAX_BATCHES": env.int("SYNCSVC_FLUSH_MAX_BATCHES", default=5),
+    # Retry backoff for retryable failures: base * 2**attempt, capped, with jitter.
+    "RETRY_BASE_S": env.float("SYNCSVC_RETRY_BASE_S", default=1.0),
+    "RETRY_CAP_S": env.float("SYNCSVC_RETRY_CAP_S", default=300.0),
+    "MAX_ATTEMPTS": env.int("SYNCSVC_MAX_ATTEMPTS", default=12),
+    "HTTP_TIMEOUT_S": env.float("SYNCSVC_HTTP_TIMEOUT_S", default=10.0),
+    # A queued wake-up blocks another for this long; after it the sweep may enqueue again.
+    "WAKE_FLAG_TTL_S": env.int("SYNCSVC_WAKE_FLAG_TTL_S", default=10),
+    # A SKU that changed again while its previous state was in flight is "hot": it waits this
+    # long before the next send, so a burst of edits becomes a few writes, while the first
+    # change of a quiet SKU still goes at once.
+    "HOT_COALESCE_S": env.float("SYNCSVC_HOT_COALESCE_S", default=0.25),
+}
+
+
+def _fernet_key(raw: str) -> bytes:
+    return base64.urlsafe_b64encode(hashlib.sha256(raw.encode()).digest())
+
+
+# Channel credentials at rest. Any string works; it is stretched to a Fernet key.
+ENCRYPTION_KEY = _fernet_key(env("SYNCSVC_ENCRYPTION_KEY", default=SECRET_KEY))
+
+FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+CELERY_BEAT_SCHEDULE = {
+    "channels-sweep": {
+        "task": "channels.sweep",
+        "schedule": SYNCSVC["SWEEP_INTERVAL_S"],
+        # A sweep that waited longer than two intervals is stale: the next one will do.
+        "options": {"expires": SYNCSVC["SWEEP_INTERVAL_S"] * 2},
+    },
+    "channels-prune-settled": {"task": "channels.prune_settled", "schedule": 300.0, "options": {"expires": 300}},
+}

@@ -1,0 +1,92 @@
+"""Shared fixtures. Tests that cross processes use `live`: the real sandbox, a real Celery
+worker and real beat, running against the test database and the test Redis."""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from syncsvc.processes import ProcessStack, database_url_for
+from tests.support.sandbox import SandboxControl
+
+# Shorter clocks so recovery paths finish within a test's patience; the same values go to the
+# child processes through the environment.
+TEST_CLOCKS = {
+    "SYNCSVC_SWEEP_INTERVAL_S": "1",
+    "SYNCSVC_LEASE_S": "6",
+    "SYNCSVC_HTTP_TIMEOUT_S": "4",
+    "SYNCSVC_RETRY_BASE_S": "0.2",
+    "SYNCSVC_RETRY_CAP_S": "1.5",
+    "SYNCSVC_WAKE_FLAG_TTL_S": "2",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_clocks():
+    from django.conf import settings
+
+    for name, value in TEST_CLOCKS.items():
+        key = name.removeprefix("SYNCSVC_")
+        settings.SYNCSVC[key] = type(settings.SYNCSVC[key])(value)
+
+
+@dataclass
+class Stack:
+    processes: ProcessStack
+    sandbox_url: str
+    sandbox: SandboxControl
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, django_db_blocker, tmp_path_factory):
+    from django.db import connection
+
+    env = {**os.environ, **TEST_CLOCKS, "DATABASE_URL": database_url_for(connection.settings_dict)}
+    processes = ProcessStack(env=env, log_dir=tmp_path_factory.mktemp("stack"))
+    try:
+        url = processes.start_sandbox()
+        processes.start_worker()
+        processes.start_beat()
+        yield Stack(processes, url, SandboxControl(url))
+    finally:
+        processes.stop()
+
+
+@pytest.fixture
+def live(stack, transactional_db):
+    """The running stack, with committed data visible to its processes."""
+    from channels.redis_client import get_redis
+
+    redis = get_redis()
+    for key in redis.scan_iter("syncsvc:*"):
+        redis.delete(key)
+    yield stack
+
+
+@pytest.fixture
+def store_name() -> str:
+    return f"s-{uuid.uuid4().hex[:10]}"
+
+
+def api_client(role: str = "pim") -> APIClient:
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create(username=f"{role}-{uuid.uuid4().hex[:6]}")
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    return client
+
+
+@pytest.fixture
+def pim():
+    return api_client("pim")
+
+
+@pytest.fixture
+def ops():
+    return api_client("ops")
