@@ -11,7 +11,9 @@ from .wakeups import wake_channel, wake_flag_clear
 
 @shared_task(name="channels.flush", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def flush(channel_id: int, enqueued_at: float | None = None) -> None:
-    wake_flag_clear(channel_id)  # from here on, a new commit must enqueue the next flush
+    # From here on, a new commit (or a new delay) must be able to enqueue the next flush.
+    wake_flag_clear(channel_id)
+    wake_flag_clear(channel_id, delayed=True)
     outcome = flush_channel(channel_id=channel_id, enqueued_at=enqueued_at)
     if outcome.requeue_in is not None:
         wake_channel(channel_id, countdown=outcome.requeue_in)

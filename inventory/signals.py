@@ -20,8 +20,16 @@ VARIANT_CONTENT_FIELDS = ("sku", "attributes", "barcode")
 PRODUCT_CONTENT_FIELDS = ("handle", "title", "description", "attributes")
 
 
+_UNLOADED = object()
+
+
 def _snapshot(instance, fields):
-    return {name: getattr(instance, name) for name in fields}
+    # Read loaded values only: touching a deferred field would load it (and re-enter post_init).
+    return {name: instance.__dict__.get(name, _UNLOADED) for name in fields}
+
+
+def _changed(before: dict, instance, fields) -> bool:
+    return any(before.get(name, _UNLOADED) != instance.__dict__.get(name, _UNLOADED) for name in fields)
 
 
 def _remember_variant(sender, instance, **kwargs):
@@ -40,9 +48,9 @@ def _variant_saved(sender, instance, created, raw=False, **kwargs):
         return
     before = getattr(instance, "_captured", {})
     aspects = []
-    if created or any(before.get(f) != getattr(instance, f) for f in PRICE_FIELDS):
+    if created or _changed(before, instance, PRICE_FIELDS):
         aspects.append("price")
-    if created or any(before.get(f) != getattr(instance, f) for f in VARIANT_CONTENT_FIELDS):
+    if created or _changed(before, instance, VARIANT_CONTENT_FIELDS):
         aspects.append("content")
     if created:
         aspects.append("inventory")
@@ -58,7 +66,7 @@ def _product_saved(sender, instance, created, raw=False, **kwargs):
     instance._captured = _snapshot(instance, PRODUCT_CONTENT_FIELDS)
     if raw or created or capture.is_suppressed():
         return  # a new product has no variants yet; they record their own creation
-    if any(before.get(f) != getattr(instance, f) for f in PRODUCT_CONTENT_FIELDS):
+    if _changed(before, instance, PRODUCT_CONTENT_FIELDS):
         variant_ids = list(instance.variants.values_list("pk", flat=True))
         services.changes_record(variant_ids=variant_ids, aspect="content", origin="orm")
 

@@ -26,12 +26,16 @@ EVENT_TYPES = {"price": "price.updated", "inventory": "inventory.updated", "cont
 _EVENT_NAMESPACE = uuid.UUID("6f1c7a52-4e0b-4f55-9a43-5a3f1f0c2d11")
 
 
+def _money(value) -> str:
+    return format(value, "f")  # never exponent notation ("1E+1")
+
+
 def _event_data(item: PushItem) -> dict:
     if item.aspect == "price":
         return {
             "sku": item.sku,
-            "price": str(item.price),
-            "compare_at_price": None if item.compare_at_price is None else str(item.compare_at_price),
+            "price": _money(item.price),
+            "compare_at_price": None if item.compare_at_price is None else _money(item.compare_at_price),
         }
     if item.aspect == "inventory":
         return {"sku": item.sku, "available": item.available}
