@@ -33,6 +33,17 @@ def _test_clocks():
         settings.SYNCSVC[key] = type(settings.SYNCSVC[key])(value)
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """SQLite: a fresh test database file per session, shared with the child processes (a
+    file left by an earlier run, with its -wal and -shm, would not be reusable)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database["TEST"]["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 @dataclass
 class Stack:
     processes: ProcessStack
