@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from inventory.models import Change
 
@@ -16,10 +17,12 @@ from ..wakeups import wake_channel
 def channel_owe_all(*, channel: Channel) -> int:
     """Mark every variant's every aspect the channel handles as owed, at its latest version,
     and wake the channel after commit. Returns the number of marks."""
-    latest = Change.objects.values("variant_id", "aspect").annotate(version=Max("pk"), committed_at=Max("created_at"))
+    # Owed from now: latency of a resync counts from when it was asked for.
+    now = timezone.now()
+    latest = Change.objects.values("variant_id", "aspect").annotate(version=Max("pk"))
     by_aspect: dict[str, list] = {}
     for row in latest:
-        by_aspect.setdefault(row["aspect"], []).append((row["variant_id"], row["version"], row["committed_at"]))
+        by_aspect.setdefault(row["aspect"], []).append((row["variant_id"], row["version"], now))
     count = 0
     for aspect, rows in by_aspect.items():
         if aspect in adapter_class(channel.kind).aspects:
