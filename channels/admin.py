@@ -10,6 +10,7 @@ from .models import Channel, SyncAttempt, SyncMark
 class ChannelForm(forms.ModelForm):
     """Credentials are entered as JSON and stored encrypted; the form never shows them."""
 
+    base_url = forms.URLField(max_length=500, assume_scheme="https")
     new_credentials = forms.JSONField(
         required=False, label="Credentials", help_text="JSON object; leave empty to keep the stored ones."
     )

@@ -17,14 +17,6 @@ class ProductAdmin(admin.ModelAdmin):
     inlines = [VariantInline]
 
 
-@admin.register(Variant)
-class VariantAdmin(admin.ModelAdmin):
-    list_display = ["sku", "product", "price", "compare_at_price", "price_changed_at"]
-    search_fields = ["sku", "product__handle", "barcode"]
-    list_select_related = ["product"]
-    readonly_fields = ["price_changed_at"]
-
-
 class ReadOnlyAdmin(admin.ModelAdmin):
     """The ledger is written through services only."""
 
@@ -49,6 +41,26 @@ class MovementInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class StockLevelInline(admin.TabularInline):
+    model = StockLevel
+    extra = 0
+    can_delete = False
+    fields = ["location", "on_hand", "reserved", "updated_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Variant)
+class VariantAdmin(admin.ModelAdmin):
+    list_display = ["sku", "product", "price", "compare_at_price", "price_changed_at"]
+    search_fields = ["sku", "product__handle", "barcode"]
+    list_select_related = ["product"]
+    readonly_fields = ["price_changed_at"]
+    inlines = [StockLevelInline, MovementInline]
 
 
 @admin.register(StockLevel)

@@ -22,6 +22,7 @@ def product_with_variants(handle: str = "tee", skus=("TEE-1",), price: str = "10
 class ChannelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Channel
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"channel-{n}")
     kind = "webhook"

@@ -71,3 +71,10 @@ def test_stock_levels_are_read_only_in_the_admin(admin_client):
     response = admin_client.post(f"/admin/inventory/stocklevel/{level.pk}/change/", {"on_hand": 100})
     assert response.status_code == 403
     assert StockLevel.objects.get(pk=level.pk).on_hand == 3
+
+
+def test_the_variant_admin_page_shows_its_stock_and_ledger(admin_client):
+    product_with_variants(skus=["L-1"], stock=4)
+    variant = Variant.objects.get(sku="L-1")
+    page = admin_client.get(f"/admin/inventory/variant/{variant.pk}/change/").content.decode()
+    assert "seed-L-1" in page and "receipt" in page
