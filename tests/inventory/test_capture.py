@@ -58,7 +58,11 @@ def test_the_admin_edit_of_a_variant_price_is_captured(admin_client):
     before = Change.objects.count()
     response = admin_client.post(
         f"/admin/inventory/variant/{variant.pk}/change/",
-        {"product": product.pk, "sku": "A-1", "price": "42.00", "compare_at_price": "", "attributes": "{}", "barcode": ""},
+        {
+            "product": product.pk, "sku": "A-1", "price": "42.00", "compare_at_price": "", "attributes": "{}", "barcode": "",
+            # the read-only inlines' formset management forms (no stock yet)
+            **{f"{prefix}-{name}": "0" for prefix in ("stock_levels", "movements") for name in ("TOTAL_FORMS", "INITIAL_FORMS")},
+        },
     )
     assert response.status_code == 302, response.content[:2000]
     assert Variant.objects.get(sku="A-1").price == Decimal("42.00")
