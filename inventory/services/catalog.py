@@ -15,6 +15,18 @@ from .changes import changes_record
 _VARIANT_FIELDS = ("price", "compare_at_price", "attributes", "barcode")
 
 
+def _new_variant(product: Product, row: dict[str, Any]) -> Variant:
+    return Variant(
+        product=product,
+        sku=row["sku"],
+        price=row["price"],
+        compare_at_price=row.get("compare_at_price"),
+        attributes=row.get("attributes") or {},
+        barcode=row.get("barcode") or "",
+        price_changed_at=timezone.now(),
+    )
+
+
 @transaction.atomic
 def product_create(
     *,
@@ -30,20 +42,7 @@ def product_create(
         product = Product.objects.create(
             handle=handle, title=title, description=description, attributes=attributes or {}
         )
-        created = Variant.objects.bulk_create(
-            [
-                Variant(
-                    product=product,
-                    sku=row["sku"],
-                    price=row["price"],
-                    compare_at_price=row.get("compare_at_price"),
-                    attributes=row.get("attributes") or {},
-                    barcode=row.get("barcode") or "",
-                    price_changed_at=timezone.now(),
-                )
-                for row in variants
-            ]
-        )
+        created = Variant.objects.bulk_create([_new_variant(product, row) for row in variants])
     ids = [variant.pk for variant in created]
     for aspect in ("price", "inventory", "content"):
         changes_record(variant_ids=ids, aspect=aspect, origin=origin)
@@ -71,16 +70,9 @@ def product_update(
     for row in variants or []:
         existing = Variant.objects.filter(sku=row["sku"]).first()
         if existing is None:
+            variant = _new_variant(product, row)
             with suppressed():
-                variant = Variant.objects.create(
-                    product=product,
-                    sku=row["sku"],
-                    price=row["price"],
-                    compare_at_price=row.get("compare_at_price"),
-                    attributes=row.get("attributes") or {},
-                    barcode=row.get("barcode") or "",
-                    price_changed_at=timezone.now(),
-                )
+                variant.save()
             for aspect in ("price", "inventory", "content"):
                 changes_record(variant_ids=[variant.pk], aspect=aspect, origin=origin)
         elif existing.product_id != product.pk:

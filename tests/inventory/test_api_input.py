@@ -111,3 +111,15 @@ def test_a_merchandiser_token_may_read_but_not_write_prices():
     assert merchandiser.get("/api/v1/variants/M-1/").status_code == 200
     assert merchandiser.patch("/api/v1/variants/M-1/", {"price": "1.00"}, format="json").status_code == 403
     assert Variant.objects.get(sku="M-1").price == Decimal("10.00")
+
+
+def test_a_product_patch_adds_new_variants_and_updates_existing_ones(pim):
+    product_with_variants(handle="cap", skus=["CAP-1"], price="10.00")
+    response = pim.patch(
+        "/api/v1/products/cap/",
+        {"title": "Cap", "variants": [{"sku": "CAP-1", "price": "12.00"}, {"sku": "CAP-2", "price": "9.00"}]},
+        format="json",
+    )
+    assert response.status_code == 200, response.content
+    assert {v["sku"]: v["price"] for v in response.json()["variants"]} == {"CAP-1": "12.00", "CAP-2": "9.00"}
+    assert Change.objects.filter(variant__sku="CAP-2").count() == 3  # price, inventory, content owed
