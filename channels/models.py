@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 
-from cryptography.fernet import Fernet
-from django.conf import settings
 from django.db import models
+
+from .crypto import fernet
 
 
 class Channel(models.Model):
@@ -42,11 +42,11 @@ class Channel(models.Model):
     def credentials(self) -> dict:
         if not self.credentials_encrypted:
             return {}
-        return json.loads(Fernet(settings.ENCRYPTION_KEY).decrypt(self.credentials_encrypted.encode()))
+        return json.loads(fernet().decrypt(self.credentials_encrypted.encode()))
 
     @credentials.setter
     def credentials(self, value: dict) -> None:
-        self.credentials_encrypted = Fernet(settings.ENCRYPTION_KEY).encrypt(json.dumps(value).encode()).decode()
+        self.credentials_encrypted = fernet().encrypt(json.dumps(value).encode()).decode()
 
     def shown_available(self, sellable: int) -> int:
         """What this channel is shown of `on_hand - reserved`: the safety stock held back."""
@@ -137,3 +137,26 @@ class SyncAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id} {self.sku} {self.event_type} {self.status}"
+
+
+class Listing(models.Model):
+    """A SKU as a channel knows it: its ids there, whether it is listed, when last synced."""
+
+    class Status(models.TextChoices):
+        LISTED = "listed"
+        UNLISTED = "unlisted"
+        ERROR = "error"
+
+    channel = models.ForeignKey(Channel, related_name="listings", on_delete=models.CASCADE)
+    variant = models.ForeignKey("inventory.Variant", related_name="+", on_delete=models.CASCADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.LISTED)
+    external_ids = models.JSONField(default=dict, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["channel", "variant"], name="listing_channel_variant_uniq")]
+        indexes = [models.Index(fields=["channel", "status"], name="listing_channel_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.variant_id}: {self.status}"

@@ -1,8 +1,13 @@
-"""A token bucket per channel in Redis, shared by every worker on every host.
+"""Adaptive token buckets per channel in Redis, shared by every worker on every host.
 
-Celery's own `rate_limit` is per worker and cannot hold a channel's limit globally. The bucket
-is one Lua script, so taking tokens is atomic. It never sleeps: it answers how long to wait,
-and the flush leaves its marks due at that time.
+Celery's own `rate_limit` is per worker and cannot hold a channel's limit globally. Each
+operation is one Lua script, so it is atomic; time comes from Redis so every host agrees.
+Nothing here sleeps: `take` answers how long to wait, and the caller leaves its work due then.
+
+Adaptive: `observe` lowers our count to what the channel reports it has left (never raises it:
+requests still in flight are already charged here but not yet there), adopts the channel's
+reported bucket size and restore rate, and credits refunds (Shopify charges the requested
+cost up front and refunds the unspent part). `pause` stops everyone until a Retry-After ends.
 """
 from __future__ import annotations
 
@@ -10,39 +15,81 @@ from redis.exceptions import RedisError
 
 from .redis_client import get_redis
 
-# KEYS[1] bucket; ARGV: rate per second, burst, cost. Returns "0" when taken, else the wait in
-# seconds. Time comes from Redis so every host agrees.
-_TAKE = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
+_REFILL = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'rate', 'capacity', 'paused_until')
+local rate = tonumber(state[3]) or tonumber(ARGV[1])
+local capacity = tonumber(state[4]) or tonumber(ARGV[2])
+local tokens = tonumber(state[1]) or capacity
 local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local paused_until = tonumber(state[5]) or 0
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+"""
+
+_SAVE = """
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now), 'rate', tostring(rate),
+           'capacity', tostring(capacity), 'paused_until', tostring(paused_until))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 3600)
+"""
+
+# ARGV: default rate, default capacity, cost. Returns the wait in seconds ("0" when taken).
+_TAKE = _REFILL + """
+local cost = math.min(tonumber(ARGV[3]), capacity)
 local wait = 0
-if tokens >= cost then
+if paused_until > now then
+  wait = paused_until - now
+elseif tokens >= cost then
   tokens = tokens - cost
 else
   wait = (cost - tokens) / rate
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
-return tostring(wait)
-"""
+""" + _SAVE + "return tostring(wait)"
 
-_script = None
+# ARGV: default rate, default capacity, available|'', maximum|'', restore rate|'', refund
+_OBSERVE = _REFILL + """
+if ARGV[4] ~= '' then capacity = tonumber(ARGV[4]) end
+if ARGV[5] ~= '' then rate = tonumber(ARGV[5]) end
+tokens = math.min(capacity, tokens + tonumber(ARGV[6]))
+if ARGV[3] ~= '' then tokens = math.min(tokens, tonumber(ARGV[3])) end
+""" + _SAVE + "return tostring(tokens)"
+
+# ARGV: default rate, default capacity, seconds
+_PAUSE = _REFILL + """
+paused_until = math.max(paused_until, now + tonumber(ARGV[3]))
+tokens = 0
+""" + _SAVE + "return tostring(paused_until)"
+
+_scripts: dict[str, object] = {}
+
+
+def _run(name: str, source: str, key: str, args: list) -> str | None:
+    try:
+        client = get_redis()
+        script = _scripts.get(name)
+        if script is None:
+            script = _scripts[name] = client.register_script(source)
+        return script(keys=[f"syncsvc:bucket:{key}"], args=args, client=client)
+    except RedisError:
+        return None
 
 
 def bucket_take(key: str, *, rate_per_s: float, burst: float, cost: float = 1.0) -> float:
-    """Take `cost` tokens now if the bucket has them (returns 0.0), else return the seconds
-    to wait. If Redis is unreachable the call is allowed: the channel's own 429s still slow us."""
-    global _script
-    try:
-        if _script is None:
-            _script = get_redis().register_script(_TAKE)
-        return float(_script(keys=[f"syncsvc:bucket:{key}"], args=[rate_per_s, burst, cost], client=get_redis()))
-    except RedisError:
-        return 0.0
+    """Take `cost` tokens now if the bucket has them (returns 0.0), else the seconds to wait.
+    If Redis is unreachable the call is allowed: the channel's own throttling still slows us."""
+    answer = _run("take", _TAKE, key, [rate_per_s, burst, cost])
+    return float(answer) if answer is not None else 0.0
+
+
+def bucket_observe(
+    key: str, *, rate_per_s: float, burst: float, available: float | None = None,
+    maximum: float | None = None, restore_rate: float | None = None, refund: float = 0.0,
+) -> None:
+    def arg(value):
+        return "" if value is None else value
+
+    _run("observe", _OBSERVE, key, [rate_per_s, burst, arg(available), arg(maximum), arg(restore_rate), refund])
+
+
+def bucket_pause(key: str, *, rate_per_s: float, burst: float, seconds: float) -> None:
+    _run("pause", _PAUSE, key, [rate_per_s, burst, seconds])

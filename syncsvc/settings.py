@@ -158,8 +158,13 @@ def _fernet_key(raw: str) -> bytes:
     return base64.urlsafe_b64encode(hashlib.sha256(raw.encode()).digest())
 
 
-# Channel credentials at rest. Any string works; it is stretched to a Fernet key.
-ENCRYPTION_KEY = _fernet_key(env("SYNCSVC_ENCRYPTION_KEY", default=SECRET_KEY))
+# Channel credentials at rest. Any string works; it is stretched to a Fernet key. Several,
+# comma-separated, newest first, rotate keys (see channels/crypto.py).
+ENCRYPTION_KEYS = [
+    _fernet_key(raw.strip())
+    for raw in env("SYNCSVC_ENCRYPTION_KEY", default=SECRET_KEY).split(",")
+    if raw.strip()
+]
 
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,16 @@ class ChannelConfig:
 
 @dataclass(frozen=True)
 class PushItem:
-    """One aspect of one SKU, as the channel must be shown it now."""
+    """One aspect of one SKU, as the channel must be shown it now.
+
+    `external_ids` are the channel's own ids for the SKU as resolved before (a listing), e.g.
+    Shopify's variant, product and inventory item ids; empty when not resolved yet.
+    """
 
     sku: str
     aspect: str  # price | inventory | content
     version: int  # the Change id this state includes; stable across retries
+    external_ids: dict = field(default_factory=dict)
     price: Decimal | None = None
     compare_at_price: Decimal | None = None
     available: int | None = None
@@ -57,10 +62,60 @@ class PushResult:
     message: str = ""
     retry_after: float | None = None
     acknowledged_at: datetime | None = None
+    # Ids the adapter resolved for the SKU (stored as the channel's listing for next time);
+    # `listed=False` means the channel has no such SKU.
+    external_ids: dict | None = None
+    listed: bool | None = None
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+
+@dataclass(frozen=True)
+class LiveValue:
+    """What the channel shows for a SKU now (read back for verification and drift)."""
+
+    sku: str
+    listed: bool
+    price: Decimal | None = None
+    available: int | None = None
+    external_ids: dict = field(default_factory=dict)
+
+
+class ChannelContext(Protocol):
+    """What an adapter may ask of syncsvc while it talks to its channel.
+
+    Rate limits are global per channel (every worker on every host shares them) and adaptive:
+    an adapter tells the limiter what the channel reported. Nothing here ever sleeps.
+    """
+
+    def acquire(self, cost: float = 1.0, *, bucket: str = "default") -> float:
+        """Take `cost` from the channel's bucket: 0.0 when taken, else seconds to wait (the
+        adapter then answers THROTTLED with that `retry_after` for what it did not send)."""
+
+    def observe(
+        self,
+        *,
+        bucket: str = "default",
+        available: float | None = None,
+        maximum: float | None = None,
+        restore_rate: float | None = None,
+        refund: float = 0.0,
+    ) -> None:
+        """Learn from the channel: its reported bucket state, or a refund of cost charged up
+        front but not spent."""
+
+    def pause(self, seconds: float, *, bucket: str = "default") -> None:
+        """The channel asked us to wait (429 with Retry-After): nobody sends until then."""
+
+    def cache_get(self, name: str) -> str | None:
+        """A value shared by every worker for this channel (an access token), or None."""
+
+    def cache_set(self, name: str, value: str, ttl_s: float) -> None:
+        """Share a value for `ttl_s` seconds; stored encrypted."""
+
+    def cache_delete(self, name: str) -> None: ...
 
 
 class ChannelAdapter(ABC):
@@ -77,8 +132,20 @@ class ChannelAdapter(ABC):
     default_rate_per_s: ClassVar[float] = 10.0
     default_burst: ClassVar[int] = 10
 
-    def __init__(self, config: ChannelConfig):
+    # Default bucket per kind, overridable per channel with settings `rate_per_s` / `burst`.
+    # For cost-based channels (Shopify) the units are the channel's own points.
+
+    def __init__(self, config: ChannelConfig, context: ChannelContext):
         self.config = config
+        self.context = context
+
+    @classmethod
+    def bucket_defaults(cls, settings: dict) -> dict[str, tuple[float, float]]:
+        """Rate-limit buckets (name -> rate per second, burst) before the channel says more."""
+        return {"default": (float(settings.get("rate_per_s", cls.default_rate_per_s)), float(settings.get("burst", cls.default_burst)))}
+
+    def setting(self, name: str, default):
+        return self.config.settings.get(name, default)
 
     @classmethod
     def validate_credentials(cls, credentials: dict) -> dict[str, str]:
@@ -93,6 +160,13 @@ class ChannelAdapter(ABC):
     def push(self, items: Sequence[PushItem]) -> list[PushResult]:
         """Deliver these items in as few calls as the channel allows; one result per item."""
 
-    def fetch(self, skus: Sequence[str]) -> dict[str, dict]:
-        """Live values per SKU as the channel shows them (for verification and drift)."""
+    def fetch(self, skus: Sequence[str]) -> dict[str, LiveValue]:
+        """Live values per SKU as the channel shows them (for verification and drift); SKUs
+        the channel lacks come back with `listed=False`."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
+
+    @staticmethod
+    def results_for(items: Sequence[PushItem], outcome: Outcome, code: str = "", message: str = "",
+                    retry_after: float | None = None) -> list[PushResult]:
+        """The same result for every item (a whole call that failed or was throttled)."""
+        return [PushResult(item.sku, item.aspect, outcome, code, message, retry_after) for item in items]

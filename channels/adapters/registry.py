@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 from importlib import import_module
 
-from .base import ChannelAdapter, ChannelConfig
+from .base import ChannelAdapter, ChannelConfig, ChannelContext
 
 ADAPTERS: dict[str, str] = {
     "webhook": "channels.adapters.webhook.WebhookAdapter",
@@ -26,5 +26,5 @@ def adapter_class(kind: str) -> type[ChannelAdapter]:
     return getattr(import_module(module_name), class_name)
 
 
-def adapter_for(config: ChannelConfig) -> ChannelAdapter:
-    return adapter_class(config.kind)(config)
+def adapter_for(config: ChannelConfig, context: ChannelContext) -> ChannelAdapter:
+    return adapter_class(config.kind)(config, context)

@@ -75,6 +75,9 @@ class WebhookAdapter(ChannelAdapter):
         ]
 
     def push(self, items: Sequence[PushItem]) -> list[PushResult]:
+        wait = self.context.acquire(1)
+        if wait > 0:
+            return self.results_for(items, Outcome.THROTTLED, "rate_limited", "", wait)
         body = json.dumps({"events": self.events(items)}, separators=(",", ":")).encode()
         timestamp = int(time.time())
         headers = {
@@ -88,20 +91,18 @@ class WebhookAdapter(ChannelAdapter):
                 self.config.base_url, data=body, headers=headers, timeout=settings.SYNCSVC["HTTP_TIMEOUT_S"]
             )
         except requests.RequestException as exc:
-            return self._all(items, Outcome.RETRY, "network_error", str(exc)[:500])
+            return self.results_for(items, Outcome.RETRY, "network_error", str(exc)[:500])
         acknowledged_at = datetime.now(timezone.utc)
         status = response.status_code
         if 200 <= status < 300:
             return [PushResult(item.sku, item.aspect, Outcome.OK, acknowledged_at=acknowledged_at) for item in items]
         message = response.text[:500]
         if status == 429:
-            return self._all(items, Outcome.THROTTLED, "http_429", message, retry_after_seconds(response, 1.0))
+            retry_after = retry_after_seconds(response, 1.0)
+            self.context.pause(retry_after)
+            return self.results_for(items, Outcome.THROTTLED, "http_429", message, retry_after)
         if status in (401, 403):
-            return self._all(items, Outcome.AUTH, f"http_{status}", message)
+            return self.results_for(items, Outcome.AUTH, f"http_{status}", message)
         if status >= 500 or status in (408, 409, 425):
-            return self._all(items, Outcome.RETRY, f"http_{status}", message, retry_after_seconds(response))
-        return self._all(items, Outcome.PERMANENT, f"http_{status}", message)
-
-    @staticmethod
-    def _all(items, outcome, code, message, retry_after=None) -> list[PushResult]:
-        return [PushResult(item.sku, item.aspect, outcome, code, message, retry_after) for item in items]
+            return self.results_for(items, Outcome.RETRY, f"http_{status}", message, retry_after_seconds(response))
+        return self.results_for(items, Outcome.PERMANENT, f"http_{status}", message)

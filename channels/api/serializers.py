@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..adapters.registry import ADAPTERS, UnknownChannelKind, adapter_class
-from ..models import Channel, SyncAttempt
+from ..models import Channel, Listing, SyncAttempt
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -76,3 +76,11 @@ class SyncAttemptSerializer(serializers.ModelSerializer):
             "retry_count", "resolved_at", "latency_ms", "version", "committed_at", "enqueued_at",
             "started_at", "acknowledged_at",
         ]
+
+
+class ListingSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="variant.sku")
+
+    class Meta:
+        model = Listing
+        fields = ["sku", "status", "external_ids", "last_synced_at"]

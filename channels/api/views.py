@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,10 +12,10 @@ from rest_framework.views import APIView
 from inventory.models import Variant
 from inventory.selectors import stock_totals
 
-from ..models import Channel, SyncAttempt
+from ..models import Channel, Listing, SyncAttempt
 from ..selectors import channels_status
 from .filters import SyncAttemptFilter
-from .serializers import ChannelSerializer, SyncAttemptSerializer
+from .serializers import ChannelSerializer, ListingSerializer, SyncAttemptSerializer
 
 OPS = ("ops",)
 
@@ -23,6 +25,20 @@ class ChannelViewSet(viewsets.ModelViewSet):
     serializer_class = ChannelSerializer
     write_roles = OPS
     filterset_fields = ["kind", "enabled", "mode"]
+
+    @extend_schema(responses={200: ListingSerializer(many=True)})
+    @action(detail=True, methods=["get"], filterset_fields=None)
+    def listings(self, request, pk=None):
+        """Per SKU: listed, unlisted or error on this channel, its ids there, last sync."""
+        channel = self.get_object()
+        listings = Listing.objects.filter(channel=channel).select_related("variant").order_by("variant__sku")
+        status = request.query_params.get("status")
+        if status:
+            if status not in Listing.Status.values:
+                raise ValidationError({"status": [f"one of {', '.join(Listing.Status.values)}"]})
+            listings = listings.filter(status=status)
+        page = self.paginate_queryset(listings)
+        return self.get_paginated_response(ListingSerializer(page, many=True).data)
 
 
 class StatusView(APIView):

@@ -17,10 +17,11 @@ from django.utils import timezone
 from inventory.selectors import variants_snapshot
 
 from ..adapters.base import ChannelConfig, Outcome, PushItem, PushResult
-from ..adapters.registry import adapter_for
+from ..adapters.registry import adapter_class
+from ..context import RedisChannelContext
+from ..listings import listings_known, listings_record
 from ..marks import ClaimedMark, marks_claim, marks_clear, marks_give_up, marks_retry_later, next_due_in
 from ..models import Channel, SyncAttempt
-from ..ratelimit import bucket_take
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,13 @@ def channel_config(channel: Channel) -> ChannelConfig:
     )
 
 
+def adapter_for_channel(channel: Channel):
+    """The channel's adapter, with its global rate limits and shared cache."""
+    config = channel_config(channel)
+    cls = adapter_class(channel.kind)
+    return cls(config, RedisChannelContext(channel.pk, cls.bucket_defaults(config.settings)))
+
+
 def backoff_seconds(attempts: int) -> float:
     """Exponential backoff with jitter, capped: base * 2**attempts, times 0.5..1."""
     config = settings.SYNCSVC
@@ -61,9 +69,7 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
     channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
     if channel is None:
         return FlushOutcome()
-    adapter = adapter_for(channel_config(channel))
-    rate = float(channel.settings.get("rate_per_s", adapter.default_rate_per_s))
-    burst = float(channel.settings.get("burst", adapter.default_burst))
+    adapter = adapter_for_channel(channel)
     batch_size = int(channel.settings.get("batch_size", adapter.batch_size))
     config = settings.SYNCSVC
     claimer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -75,10 +81,6 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
         marks = marks_claim(channel_id=channel.pk, claimer=claimer, limit=batch_size, lease_s=config["LEASE_S"])
         if not marks:
             break
-        wait = bucket_take(f"channel:{channel.pk}", rate_per_s=rate, burst=burst)
-        if wait > 0:
-            marks_retry_later(mark_ids=[m.id for m in marks], claimer=claimer, delay_s=wait, error="", count_attempt=False)
-            return FlushOutcome(delivered, failed, wait)
         ok, bad = _deliver_batch(channel, adapter, marks, claimer, enqueued_at)
         delivered += ok
         failed += bad
@@ -90,7 +92,9 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
 
 
 def _items(channel: Channel, marks: list[ClaimedMark]) -> tuple[list[PushItem], dict[tuple[str, str], ClaimedMark]]:
-    snapshots = variants_snapshot(variant_ids={m.variant_id for m in marks})
+    variant_ids = {m.variant_id for m in marks}
+    snapshots = variants_snapshot(variant_ids=variant_ids)
+    known = listings_known(channel=channel, variant_ids=variant_ids)
     items, by_key = [], {}
     for mark in marks:
         snapshot = snapshots.get(mark.variant_id)
@@ -108,6 +112,7 @@ def _items(channel: Channel, marks: list[ClaimedMark]) -> tuple[list[PushItem], 
                 title=snapshot.title,
                 description=snapshot.description,
                 attributes=snapshot.attributes,
+                external_ids=known.get(mark.variant_id, {}),
             )
         )
         by_key[(snapshot.sku, mark.aspect)] = mark
@@ -138,6 +143,7 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, 
             retry.append(mark.id)
             retry_delay = max(retry_delay, result.retry_after or 0.0, backoff_seconds(mark.attempts))
     SyncAttempt.objects.bulk_create(attempts)
+    listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
     marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
     if delivered:
         SyncAttempt.objects.filter(

@@ -93,3 +93,29 @@ def test_the_openapi_schema_and_docs_are_served(ops):
     schema = ops.get("/api/v1/schema/")
     assert schema.status_code == 200 and b"/api/v1/prices/bulk/" in schema.content
     assert ops.get("/api/v1/docs/").status_code == 200
+
+
+def test_credentials_survive_a_key_rotation(settings):
+    from channels.crypto import fernet
+
+    old_keys = list(settings.ENCRYPTION_KEYS)
+    channel = ChannelFactory(credentials={"secret": "s1"})
+    settings.ENCRYPTION_KEYS = [b"bmV3LWtleS1uZXcta2V5LW5ldy1rZXktbmV3LWtleTE=", *old_keys]
+    call_command("rotate_credentials")
+    settings.ENCRYPTION_KEYS = settings.ENCRYPTION_KEYS[:1]  # the old key is gone
+    channel.refresh_from_db()
+    assert channel.credentials == {"secret": "s1"}
+    assert fernet().decrypt(channel.credentials_encrypted.encode())
+
+
+def test_listings_filter_by_status(ops):
+    from channels.models import Listing
+    from inventory.models import Variant
+
+    channel = ChannelFactory()
+    product_with_variants(skus=["L-1", "L-2"])
+    Listing.objects.create(channel=channel, variant=Variant.objects.get(sku="L-1"), status="listed", external_ids={"id": 1})
+    Listing.objects.create(channel=channel, variant=Variant.objects.get(sku="L-2"), status="unlisted")
+    rows = ops.get(f"/api/v1/channels/{channel.pk}/listings/?status=unlisted").json()["results"]
+    assert [(r["sku"], r["status"]) for r in rows] == [("L-2", "unlisted")]
+    assert ops.get(f"/api/v1/channels/{channel.pk}/listings/?status=nope").status_code == 400

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from channels.models import SyncAttempt, SyncMark
+from channels.models import Listing, SyncAttempt, SyncMark
 from inventory import services
 from inventory.models import Variant
 from syncsvc.celery import app as celery_app
@@ -45,6 +45,8 @@ def test_price_patched_through_the_api_reaches_the_sandbox_store(live, store_nam
     wait_until(lambda: _price_shown(live, store_name, "TEE-1") == "12.50", timeout=5, message="new price never arrived")
     attempt = SyncAttempt.objects.filter(sku="TEE-1", event_type="price", status="success").order_by("-id").first()
     assert attempt.latency_ms is not None and attempt.acknowledged_at >= attempt.committed_at
+    listing = Listing.objects.get(variant__sku="TEE-1")
+    assert listing.status == "listed" and listing.last_synced_at >= attempt.committed_at
 
 
 def test_a_rolled_back_change_sends_nothing(live, store_name):

@@ -1,0 +1,55 @@
+"""The global adaptive token bucket, against the real Redis."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from channels.ratelimit import bucket_observe, bucket_pause, bucket_take
+
+
+@pytest.fixture
+def key():
+    return f"test-{uuid.uuid4().hex}"
+
+
+def test_a_full_bucket_gives_its_burst_then_says_how_long_to_wait(key):
+    assert [bucket_take(key, rate_per_s=10, burst=5) for _ in range(5)] == [0.0] * 5
+    wait = bucket_take(key, rate_per_s=10, burst=5)
+    assert 0.05 < wait <= 0.1
+
+
+def test_the_channels_report_lowers_our_count_and_sets_its_size_and_rate(key):
+    # given: we think the bucket is full (1000); the channel says 50 left of 2000, restoring 100/s
+    bucket_observe(key, rate_per_s=50, burst=1000, available=50, maximum=2000, restore_rate=100)
+
+    # when: a call costs 150
+    wait = bucket_take(key, rate_per_s=50, burst=1000, cost=150)
+
+    # then: it waits for 100 points at the channel's rate, not ours
+    assert 0.9 < wait <= 1.0
+
+
+def test_a_refund_returns_unspent_points(key):
+    assert bucket_take(key, rate_per_s=1, burst=100, cost=100) == 0.0
+    bucket_observe(key, rate_per_s=1, burst=100, refund=90)
+    assert bucket_take(key, rate_per_s=1, burst=100, cost=80) == 0.0
+
+
+def test_a_pause_stops_every_taker_until_it_ends(key):
+    bucket_pause(key, rate_per_s=100, burst=100, seconds=2)
+    wait = bucket_take(key, rate_per_s=100, burst=100)
+    assert 1.5 < wait <= 2.0
+
+
+def test_the_bucket_is_shared_across_processes(key):
+    import subprocess
+    import sys
+
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','syncsvc.settings'); django.setup();"
+        "from channels.ratelimit import bucket_take;"
+        f"print(sum(bucket_take('{key}', rate_per_s=0.001, burst=10) == 0.0 for _ in range(10)))"
+    )
+    taken = [int(subprocess.check_output([sys.executable, "-c", code], text=True).split()[-1]) for _ in range(2)]
+    assert sorted(taken) == [0, 10]
