@@ -79,17 +79,12 @@ class WebhookAdapter(ChannelAdapter):
         if wait > 0:
             return self.results_for(items, Outcome.THROTTLED, "rate_limited", "", wait)
         body = json.dumps({"events": self.events(items)}, separators=(",", ":")).encode()
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "X-Syncsvc-Timestamp": str(timestamp),
-            "X-Syncsvc-Signature": sign(self.config.credentials.get("secret", ""), timestamp, body),
-            "X-Syncsvc-Delivery": str(uuid.uuid4()),
-        }
         try:
-            response = session_for(self.config.id).post(
-                self.config.base_url, data=body, headers=headers, timeout=settings.SYNCSVC["HTTP_TIMEOUT_S"]
-            )
+            response = self._post(body)
+            if response.status_code in (401, 403):
+                # Receivers rotating secrets or restarting answer a stray 401: one fresh
+                # signature (new timestamp) is worth a try before calling it an auth failure.
+                response = self._post(body)
         except requests.RequestException as exc:
             return self.results_for(items, Outcome.RETRY, "network_error", str(exc)[:500])
         acknowledged_at = datetime.now(timezone.utc)
@@ -106,3 +101,15 @@ class WebhookAdapter(ChannelAdapter):
         if status >= 500 or status in (408, 409, 425):
             return self.results_for(items, Outcome.RETRY, f"http_{status}", message, retry_after_seconds(response))
         return self.results_for(items, Outcome.PERMANENT, f"http_{status}", message)
+
+    def _post(self, body: bytes) -> requests.Response:
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "X-Syncsvc-Timestamp": str(timestamp),
+            "X-Syncsvc-Signature": sign(self.config.credentials.get("secret", ""), timestamp, body),
+            "X-Syncsvc-Delivery": str(uuid.uuid4()),
+        }
+        return session_for(self.config.id).post(
+            self.config.base_url, data=body, headers=headers, timeout=settings.SYNCSVC["HTTP_TIMEOUT_S"]
+        )
