@@ -50,6 +50,14 @@ class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "base_url", "enabled", "mode", "safety_stock"]
     list_filter = ["kind", "enabled", "mode"]
+    readonly_fields = ["stored_credentials"]
+
+    @admin.display(description="Stored credentials")
+    def stored_credentials(self, channel: Channel) -> str:
+        """Which credentials are stored, never their values."""
+        if not channel.credentials_encrypted:
+            return "none"
+        return ", ".join(f"{name}: ••••{str(value)[-2:] if len(str(value)) > 8 else ''}" for name, value in sorted(channel.credentials.items()))
 
 
 @admin.register(SyncMark)

@@ -119,3 +119,9 @@ def test_listings_filter_by_status(ops):
     rows = ops.get(f"/api/v1/channels/{channel.pk}/listings/?status=unlisted").json()["results"]
     assert [(r["sku"], r["status"]) for r in rows] == [("L-2", "unlisted")]
     assert ops.get(f"/api/v1/channels/{channel.pk}/listings/?status=nope").status_code == 400
+
+
+def test_the_admin_masks_stored_credentials(admin_client):
+    channel = ChannelFactory(credentials={"secret": "super-secret-value-1234"})
+    page = admin_client.get(f"/admin/channels/channel/{channel.pk}/change/").content.decode()
+    assert "super-secret-value" not in page and "secret: ••••34" in page
