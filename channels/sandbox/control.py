@@ -15,6 +15,7 @@ observe the emulated stores.
     GET    /_sandbox/{kind}/{store}/config
     POST   /_sandbox/{kind}/{store}/config
     POST   /_sandbox/{kind}/{store}/sales
+    *      /_sandbox/{kind}/{store}/{resource}   a kind's own views (`Store.control_resource`)
 """
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ class Control:
         if resource == "sales":
             _allow(request, "POST")
             return store.record_sale(request.json_object())
+        # Kind-specific views (e.g. a Shopify store's throttle stats) come after the shared ones.
+        answer = store.control_resource(request, resource)
+        if answer is not None:
+            return answer
         raise HttpError(404, f"no control route {request.method} {request.path}")
 
     @staticmethod

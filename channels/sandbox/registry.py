@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 EMULATORS: dict[str, str] = {
     "webhook": "channels.sandbox.webhook.WebhookStore",
+    "woocommerce": "channels.sandbox.woocommerce.WooCommerceStore",
+    "magento": "channels.sandbox.magento.MagentoStore",
+    "amazon": "channels.sandbox.amazon.AmazonStore",
+    "shopify": "channels.sandbox.shopify.store.ShopifyStore",
 }
 
 

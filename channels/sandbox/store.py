@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .clock import iso
-from .faults import Faults
+from .faults import Faults, InjectedFault
 from .messages import HttpError, Request, Response
 from .request_log import RequestLog
 from .validation import decimal_text, integer, reject_unknown_fields, text
@@ -56,7 +56,7 @@ class Store:
             fault = self.faults.take(time.monotonic())
         if fault is not None:
             self.describe(request)
-            response = fault.response()
+            response = self.fault_response(fault, request)
         else:
             try:
                 response = self.handle(request)
@@ -72,6 +72,10 @@ class Store:
 
     def describe(self, request: Request) -> None:
         """Fill `request.log` for a request answered by a fault (so `handle` did not run)."""
+
+    def fault_response(self, fault: InjectedFault, request: Request) -> Response:
+        """An injected fault as this kind's real API would say it (kinds override the body shape)."""
+        return fault.response()
 
     # --- items ------------------------------------------------------------------------------
 
@@ -169,3 +173,7 @@ class Store:
     def record_sale(self, body: dict[str, Any]) -> Response:
         """A customer buys on this store (kinds that sell override this)."""
         raise HttpError(400, f"the {self.kind} kind does not sell")
+
+    def control_resource(self, request: Request, resource: str) -> Response | None:
+        """A kind's own control view `/_sandbox/{kind}/{store}/{resource}`; None when it has none."""
+        return None

@@ -188,6 +188,7 @@ class SandboxControl:
 
     @staticmethod
     def _json(response: HttpResponse) -> Any:
-        if response.status_code != 200:
+        # Any 2xx: a `sales` call that creates an order may answer 201 Created.
+        if not 200 <= response.status_code < 300:
             raise SandboxControlError(response)
         return response.json()
