@@ -72,6 +72,14 @@ class PushResult:
         return self.outcome is Outcome.OK
 
 
+class ChannelThrottled(Exception):
+    """A read (`fetch`) the rate limit does not allow now; try again after `retry_after` s."""
+
+    def __init__(self, retry_after: float, message: str = ""):
+        super().__init__(message or f"throttled: retry after {retry_after:.2f}s")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class LiveValue:
     """What the channel shows for a SKU now (read back for verification and drift)."""
@@ -162,7 +170,8 @@ class ChannelAdapter(ABC):
 
     def fetch(self, skus: Sequence[str]) -> dict[str, LiveValue]:
         """Live values per SKU as the channel shows them (for verification and drift); SKUs
-        the channel lacks come back with `listed=False`."""
+        the channel lacks come back with `listed=False`. Raises ChannelThrottled rather than
+        waiting when the rate limit does not allow the reads now."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
 
     @staticmethod
