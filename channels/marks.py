@@ -30,6 +30,7 @@ class ClaimedMark:
     version: int
     first_committed_at: datetime
     attempts: int
+    last_error: str = ""
 
 
 def _is_postgres() -> bool:
@@ -133,13 +134,16 @@ def marks_claim(*, channel_id: int, claimer: str, limit: int, lease_s: float) ->
                    AND (lease_until IS NULL OR lease_until < %s)
                  ORDER BY due_at, id
                  LIMIT %s {skip_locked})
-            RETURNING id, variant_id, aspect, version, first_committed_at, attempts
+            RETURNING id, variant_id, aspect, version, first_committed_at, attempts, last_error
             """,
             [claimer, _db_time(lease_until), channel_id, _db_time(now), _db_time(now), limit],
         )
         rows = cursor.fetchall()
     return [
-        ClaimedMark(id=r[0], variant_id=r[1], aspect=r[2], version=r[3], first_committed_at=_parse_time(r[4]), attempts=r[5])
+        ClaimedMark(
+            id=r[0], variant_id=r[1], aspect=r[2], version=r[3], first_committed_at=_parse_time(r[4]),
+            attempts=r[5], last_error=r[6],
+        )
         for r in rows
     ]
 

@@ -3,20 +3,25 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .marks import channels_with_due_marks, marks_prune_settled
+from .marks import channels_with_due_marks, marks_prune_settled, next_due_in
 from .models import Channel
-from .services.flush import flush_channel
+from .services.flush import REQUEUE_HORIZON_S, flush_channel
 from .wakeups import wake_channel, wake_flag_clear
 
 
 @shared_task(name="channels.flush", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def flush(channel_id: int, enqueued_at: float | None = None) -> None:
-    # From here on, a new commit (or a new delay) must be able to enqueue the next flush.
+    outcome = flush_channel(channel_id=channel_id, enqueued_at=enqueued_at)
+    # While this flush ran, its wake flag kept commits from queueing more flushes of the same
+    # channel (this one picks their marks up). Clear it, then look again: a mark committed
+    # after the last claim is due now and nobody else was woken for it.
     wake_flag_clear(channel_id)
     wake_flag_clear(channel_id, delayed=True)
-    outcome = flush_channel(channel_id=channel_id, enqueued_at=enqueued_at)
-    if outcome.requeue_in is not None:
-        wake_channel(channel_id, countdown=outcome.requeue_in)
+    if outcome.stopped:
+        return
+    due_in = 0.0 if outcome.requeue_in == 0 else next_due_in(channel_id=channel_id)
+    if due_in is not None and due_in <= REQUEUE_HORIZON_S:
+        wake_channel(channel_id, countdown=due_in)
 
 
 @shared_task(name="channels.sweep", ignore_result=True)

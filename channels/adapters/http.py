@@ -17,6 +17,7 @@ def session_for(channel_id: int) -> requests.Session:
         session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0))
         session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0))
         session.headers["User-Agent"] = "syncsvc/0.1"
+        session.trust_env = False  # no proxy/netrc lookups in the environment on every call
         _sessions[key] = session
     return session
 

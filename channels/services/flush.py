@@ -34,6 +34,7 @@ class FlushOutcome:
     delivered: int = 0
     failed: int = 0
     requeue_in: float | None = None
+    stopped: bool = False  # the channel is gone or disabled: nothing to re-queue
 
 
 def channel_config(channel: Channel) -> ChannelConfig:
@@ -68,7 +69,7 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
     """
     channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
     if channel is None:
-        return FlushOutcome()
+        return FlushOutcome(stopped=True)
     adapter = adapter_for_channel(channel)
     batch_size = int(channel.settings.get("batch_size", adapter.batch_size))
     config = settings.SYNCSVC
@@ -145,7 +146,8 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, 
     SyncAttempt.objects.bulk_create(attempts)
     listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
     marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
-    if delivered:
+    had_failed = {m.id for m in marks if m.attempts or m.last_error}
+    if had_failed.intersection(delivered):
         SyncAttempt.objects.filter(
             channel=channel, resolved_at__isnull=True, status__in=[SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED],
             sku__in=[r.sku for r in results if r.ok],

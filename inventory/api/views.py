@@ -13,6 +13,7 @@ from .. import services
 from ..errors import BulkRowsError, InventoryError
 from ..models import Product, Variant
 from . import serializers as s
+from .price_rows import parse_price_rows
 
 PIM = ("pim",)
 
@@ -78,10 +79,7 @@ class PricesBulkView(APIView):
             raise ValidationError({"non_field_errors": ["expected a JSON list of {sku, price, changed_at?}"]})
         if len(request.data) > self.max_rows:
             raise ValidationError({"non_field_errors": [f"at most {self.max_rows} rows per request, got {len(request.data)}"]})
-        rows = _validated(s.PriceRowInput, request.data, many=True)
-        result = services.prices_bulk_set(
-            rows=[services.PriceRow(sku=r["sku"], price=r["price"], changed_at=r.get("changed_at")) for r in rows]
-        )
+        result = services.prices_bulk_set(rows=parse_price_rows(request.data))
         return Response({"applied": result.applied, "ignored": result.ignored})
 
 

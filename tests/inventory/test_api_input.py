@@ -123,3 +123,29 @@ def test_a_product_patch_adds_new_variants_and_updates_existing_ones(pim):
     assert response.status_code == 200, response.content
     assert {v["sku"]: v["price"] for v in response.json()["variants"]} == {"CAP-1": "12.00", "CAP-2": "9.00"}
     assert Change.objects.filter(variant__sku="CAP-2").count() == 3  # price, inventory, content owed
+
+
+@pytest.mark.parametrize(
+    "row, field",
+    [
+        ({"sku": "B-1", "price": "1.005"}, "price"),
+        ({"sku": "B-1", "price": "NaN"}, "price"),
+        ({"sku": "B-1", "price": True}, "price"),
+        ({"sku": "B-1"}, "price"),
+        ({"price": "1.00"}, "sku"),
+        ({"sku": "", "price": "1.00"}, "sku"),
+        ({"sku": "B-1", "price": "1.00", "changed_at": "yesterday"}, "changed_at"),
+        ({"sku": "B-1", "price": "123456789012.00"}, "price"),
+    ],
+)
+def test_every_kind_of_bad_bulk_row_is_named(pim, row, field):
+    product_with_variants(skus=["B-1"], price="10.00")
+    response = pim.post("/api/v1/prices/bulk/", [{"sku": "B-1", "price": "2.00"}, row], format="json")
+    assert response.status_code == 400
+    assert f"[1].{field}" in response.json()["errors"]
+    assert Variant.objects.get(sku="B-1").price == Decimal("10.00")
+
+
+def test_a_bulk_body_that_is_not_a_list_is_refused(pim):
+    response = pim.post("/api/v1/prices/bulk/", {"sku": "B-1", "price": "1"}, format="json")
+    assert response.status_code == 400 and "list" in response.json()["detail"]

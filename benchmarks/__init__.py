@@ -1,0 +1,1 @@
+"""Benchmarks of syncsvc: `make bench` runs `benchmarks/run.py`."""
