@@ -8,6 +8,7 @@ from .base import ChannelAdapter, ChannelConfig, ChannelContext
 
 ADAPTERS: dict[str, str] = {
     "webhook": "channels.adapters.webhook.WebhookAdapter",
+    "shopify": "channels.adapters.shopify.ShopifyAdapter",
 }
 
 
