@@ -169,6 +169,10 @@ class SandboxControl:
     def sales(self, kind: str, store: str, **body: Any) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("POST", self._store_path(kind, store, "sales"), json=body))
 
+    def stats(self, kind: str, store: str) -> dict[str, Any]:
+        """Call and throttle counts (the kinds that keep them: shopify, amazon)."""
+        return cast(dict[str, Any], self._call("GET", self._store_path(kind, store, "stats")))
+
     def reset_store(self, kind: str, store: str) -> None:
         self._call("DELETE", self._store_path(kind, store))
 
