@@ -6,6 +6,12 @@ our read and our write makes the write stale (`CHANGE_FROM_QUANTITY_STALE`) inst
 overwritten; we then read again and retry, a bounded number of times within the push, and
 leave the rest to the retry schedule.
 
+The retry does not write the same target again: that would overwrite the sale. The quantity
+we push was computed from the ledger before we read the shop, so whatever moved the shop
+between our read and our write (a sale whose webhook has not reached the ledger yet) is not
+in it: the retry writes the target moved by the same amount. When the sale reaches the ledger,
+the next push finds the shop already showing it and writes nothing.
+
 Idempotency: the key is a UUID derived from the channel, the location and each quantity's
 (SKU, change version, quantity read, quantity to set), so a push resent after a crash, with
 the same version and the same read, sends the same key and Shopify replays its first answer
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..base import Outcome
 from .client import ShopifyClient, error_code, error_outcome
@@ -162,8 +168,9 @@ class CompareAndSet:
                     Outcome.PERMANENT, "ITEM_NOT_STOCKED_AT_LOCATION", "the inventory item is gone or not stocked at the location"
                 )
                 continue
+            moved = level.available - read[line.key]  # the shop's own change since our last read
             read[line.key] = level.available
-            pending.append(line)
+            pending.append(replace(line, quantity=max(0, line.quantity + moved)))
         return pending
 
 
