@@ -20,7 +20,7 @@ from channels.services.flush import adapter_for_channel, flush_channel
 from inventory import services
 from inventory.models import Variant
 from tests.factories import product_with_variants
-from tests.support.sandbox import SandboxControl, start_sandbox, wait_until
+from tests.support.sandbox import SandboxControl, wait_until
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,6 @@ KINDS = {
 AVAILABLE = [kind for kind in KINDS if kind in ADAPTERS and kind in EMULATORS]
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    process = start_sandbox()
-    try:
-        yield SandboxControl(process.url), process.url
-    finally:
-        process.stop()
 
 
 @dataclass

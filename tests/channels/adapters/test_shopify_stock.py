@@ -11,18 +11,9 @@ from channels.models import Channel
 from channels.services.flush import flush_channel
 from inventory import services
 from tests.factories import product_with_variants
-from tests.support.sandbox import SandboxControl, start_sandbox, wait_until
+from tests.support.sandbox import wait_until
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    process = start_sandbox()
-    try:
-        yield SandboxControl(process.url), process.url
-    finally:
-        process.stop()
 
 
 def test_a_sale_between_our_read_and_our_write_is_not_overwritten(sandbox, store_name):

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import requests
 
-from tests.support.sandbox import REPO_ROOT, SandboxControl, SandboxProcess, start_sandbox, wait_until
+from tests.support.sandbox import REPO_ROOT, SandboxProcess, wait_until
 
 KIND = "amazon"
 SELLER = "A1SANDBOXSELLER"
@@ -25,17 +25,6 @@ MARKETPLACE = "ATVPDKIKX0DER"
 SCHEMAS = REPO_ROOT / "channels" / "sandbox" / "amazon" / "schemas"
 WEBHOOK_SECRET = "sqs-stand-in-secret"
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxProcess]:
-    process = start_sandbox()
-    yield process
-    assert process.stop() == 0, "the sandbox should exit cleanly on SIGTERM"
-
-
-@pytest.fixture(scope="module")
-def control(sandbox: SandboxProcess) -> SandboxControl:
-    return SandboxControl(sandbox.url)
 
 
 @pytest.fixture

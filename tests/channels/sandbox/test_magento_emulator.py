@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from tests.support.sandbox import (
     SandboxControl,
     SandboxControlError,
     SandboxProcess,
-    start_sandbox,
     wait_until,
 )
 
@@ -25,17 +23,6 @@ UNAUTHORIZED = {
     "parameters": {"resources": "Magento_Catalog::products"},
 }
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxProcess]:
-    process = start_sandbox()
-    yield process
-    assert process.stop() == 0, "the sandbox should exit cleanly on SIGTERM"
-
-
-@pytest.fixture(scope="module")
-def control(sandbox: SandboxProcess) -> SandboxControl:
-    return SandboxControl(sandbox.url)
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.support.reference import reference_file
-from tests.support.sandbox import SandboxControl, SandboxProcess, start_sandbox, wait_until
+from tests.support.sandbox import SandboxControl, SandboxProcess, wait_until
 
 TOKEN = "shpat_sandbox_token"
 WEBHOOK_SECRET = "shopify-webhook-secret"
@@ -82,17 +81,6 @@ query ById($ids: [ID!]!) {
 }
 """
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxProcess]:
-    process = start_sandbox()
-    yield process
-    assert process.stop() == 0, "the sandbox should exit cleanly on SIGTERM"
-
-
-@pytest.fixture(scope="module")
-def control(sandbox: SandboxProcess) -> SandboxControl:
-    return SandboxControl(sandbox.url)
 
 
 @pytest.fixture

@@ -8,28 +8,16 @@ import http.client
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from tests.support.sandbox import SandboxControl, SandboxProcess, start_sandbox, wait_until
+from tests.support.sandbox import SandboxProcess, wait_until
 
 SECRET = "whsec-test-secret"
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxProcess]:
-    process = start_sandbox()
-    yield process
-    assert process.stop() == 0, "the sandbox should exit cleanly on SIGTERM"
-
-
-@pytest.fixture(scope="module")
-def control(sandbox: SandboxProcess) -> SandboxControl:
-    return SandboxControl(sandbox.url)
 
 
 @pytest.fixture

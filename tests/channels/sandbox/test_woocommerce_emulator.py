@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -28,7 +27,6 @@ from tests.support.sandbox import (
     SandboxControl,
     SandboxControlError,
     SandboxProcess,
-    start_sandbox,
     wait_until,
 )
 
@@ -38,17 +36,6 @@ SECRET = "cs_fedcba9876543210"
 WEBHOOK_SECRET = "wc-webhook-secret"
 SAMPLE_ORDER = reference_file("samples/woocommerce-order-created.json")
 
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxProcess]:
-    process = start_sandbox()
-    yield process
-    assert process.stop() == 0, "the sandbox should exit cleanly on SIGTERM"
-
-
-@pytest.fixture(scope="module")
-def control(sandbox: SandboxProcess) -> SandboxControl:
-    return SandboxControl(sandbox.url)
 
 
 @pytest.fixture
