@@ -8,6 +8,9 @@ from .base import ChannelAdapter, ChannelConfig, ChannelContext
 
 ADAPTERS: dict[str, str] = {
     "webhook": "channels.adapters.webhook.WebhookAdapter",
+    "woocommerce": "channels.adapters.woocommerce.WooCommerceAdapter",
+    "magento": "channels.adapters.magento.MagentoAdapter",
+    "amazon": "channels.adapters.amazon.AmazonAdapter",
     "shopify": "channels.adapters.shopify.ShopifyAdapter",
 }
 

@@ -66,7 +66,7 @@ def test_two_workers_push_2000_changes_within_the_channels_limit(live, second_wo
     def settled():
         return not SyncMark.objects.pending().filter(channel=channel).exists()
 
-    wait_until(settled, timeout=150, interval=0.5, message=f"{kind}: changes still owed")
+    wait_until(settled, timeout=300, interval=0.5, message=f"{kind}: changes still owed")
     shown = {item["sku"]: Decimal(str(item["price"])) for item in live.sandbox.items(kind, store_name)}
     assert {sku: shown.get(sku) for sku in skus} == expected
     assert not SyncMark.objects.filter(channel=channel, failed_at__isnull=False).exists()

@@ -1,0 +1,290 @@
+"""The `woocommerce` kind: WooCommerce REST API v3 (`{base_url}/wp-json/wc/v3`).
+
+Auth: over https, Basic auth with the consumer key and secret; over plain http (a sandbox, a
+shop without TLS) OAuth 1.0a one-legged in the query string, so the secret never travels.
+
+Push: SKUs are resolved to product ids once (`GET /products?sku=A,B,...`; variations come back
+with their `parent_id`) and the ids are kept as the listing's external ids
+(`{"product_id": ..., "parent_id": ...}`). Prices and stock of one SKU go in one entry of
+`POST /products/batch` (simple products) or `POST /products/{parent}/variations/batch`; the
+answer holds one entry per product, and an entry with an `error` fails only its SKU.
+
+Settings (all optional):
+- `rate_per_s` (5), `burst` (10): our bucket; WooCommerce documents no limit, hosts add 429s.
+- `batch_limit` (100): entries per batch call (WooCommerce's `woocommerce_rest_batch_items_limit`);
+  a 413 `woocommerce_rest_request_entity_too_large` halves the call anyway.
+- `oauth_signature_method` ("HMAC-SHA256" or "HMAC-SHA1"): for plain-http shops.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from . import oauth1
+from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult
+from .http import session_for
+from .rest import (
+    CallBudget, CallError, PushResults, chunks, json_body, money, network_error, status_error, timeout_s, unsupported,
+)
+
+API_PATH = "/wp-json/wc/v3"
+LOOKUP_PAGE = 100  # WooCommerce's maximum `per_page`; one lookup asks for at most this many SKUs
+TOO_LARGE = 413
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One SKU's update inside a batch call, with the items it answers for."""
+
+    sku: str
+    product_id: int
+    parent_id: int | None
+    items: tuple[PushItem, ...]
+
+    def body(self) -> dict:
+        update: dict = {"id": self.product_id}
+        for item in self.items:
+            if item.aspect == "price":
+                update["regular_price"] = money(item.price)
+            elif item.aspect == "inventory":
+                update["manage_stock"] = True
+                update["stock_quantity"] = int(item.available)
+        return update
+
+
+@dataclass
+class _Batch:
+    path: str
+    entries: list[_Entry] = field(default_factory=list)
+
+
+def _ids(product: dict) -> dict:
+    if product.get("type") == "variation" and product.get("parent_id"):
+        return {"product_id": product["id"], "parent_id": product["parent_id"]}
+    return {"product_id": product["id"]}
+
+
+def _price(value) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else None
+    except InvalidOperation:
+        return None
+
+
+class WooCommerceAdapter(ChannelAdapter):
+    """Prices and stock to a WooCommerce shop in batch calls of up to `batch_limit` products."""
+
+    kind = "woocommerce"
+    aspects = frozenset({"price", "inventory"})
+    batch_size = 100
+    credential_fields = ("consumer_key", "consumer_secret")
+    default_rate_per_s = 5.0
+    default_burst = 10
+
+    _reauthenticated = False
+
+    def __init__(self, config, context):
+        super().__init__(config, context)
+        self.budget = CallBudget(context)
+
+    def _begin(self) -> None:
+        """Each push or fetch gets its own one-time 401 retry and its own call budget."""
+        self._reauthenticated = False
+        self.budget = CallBudget(self.context)
+
+    # -- push -------------------------------------------------------------------------------
+
+    def push(self, items: Sequence[PushItem]) -> list[PushResult]:
+        """Resolve unknown SKUs, then send batch updates; one result per item."""
+        self._begin()
+        results = PushResults(items)
+        sendable = unsupported(results, items, self.aspects, self.kind)
+        try:
+            for batch in self._batches(sendable, results):
+                limit = max(1, int(self.setting("batch_limit", 100)))
+                for entries in chunks(batch.entries, limit):
+                    self._send(batch.path, entries, results)
+        except CallError as error:
+            return results.finish(error)
+        return results.finish()
+
+    def _batches(self, items: list[PushItem], results: PushResults) -> list[_Batch]:
+        by_sku: dict[str, list[PushItem]] = {}
+        for item in items:
+            by_sku.setdefault(item.sku, []).append(item)
+        known = {sku: dict(group[0].external_ids) for sku, group in by_sku.items()
+                 if group[0].external_ids.get("product_id")}
+        unknown = [sku for sku in by_sku if sku not in known]
+        resolved = {sku: _ids(product) for sku, product in self._lookup(unknown).items()} if unknown else {}
+        for sku, ids in resolved.items():
+            results.resolved(sku, ids)
+        batches: dict[str, _Batch] = {}
+        for sku, group in by_sku.items():
+            ids = known.get(sku) or resolved.get(sku)
+            if ids is None:
+                for item in group:
+                    results.set(item, Outcome.PERMANENT, "unlisted", f"no product with SKU {sku!r} in the shop",
+                                listed=False)
+                continue
+            parent = ids.get("parent_id")
+            path = f"/products/{parent}/variations/batch" if parent else "/products/batch"
+            entry = _Entry(sku, int(ids["product_id"]), parent, tuple(group))
+            batches.setdefault(path, _Batch(path)).entries.append(entry)
+        return list(batches.values())
+
+    def _send(self, path: str, entries: list[_Entry], results: PushResults) -> None:
+        response = self._request("POST", path, json={"update": [entry.body() for entry in entries]})
+        if response.status_code == TOO_LARGE and len(entries) > 1:
+            # The shop's batch limit is lower than ours: halve until it takes them.
+            middle = len(entries) // 2
+            self._send(path, entries[:middle], results)
+            self._send(path, entries[middle:], results)
+            return
+        if not 200 <= response.status_code < 300:
+            error = self._error(response)
+            if error.outcome is not Outcome.PERMANENT:
+                raise error  # throttled, refused or failing: the next calls would be too
+            for entry in entries:
+                self._answer(entry, results, error.outcome, error.code, error.message)
+            return
+        answers = (json_body(response) or {}).get("update") or []
+        for entry, answer in zip(entries, self._match(entries, answers)):
+            if answer is None:
+                self._answer(entry, results, Outcome.RETRY, "no_answer", "the batch answer did not mention this product")
+            elif isinstance(answer.get("error"), dict):
+                error = answer["error"]
+                status = int((error.get("data") or {}).get("status") or 400)
+                outcome = Outcome.RETRY if status >= 500 else Outcome.PERMANENT
+                code = str(error.get("code") or f"http_{status}")
+                self._answer(entry, results, outcome, code, str(error.get("message") or ""))
+            else:
+                self._answer(entry, results, Outcome.OK)
+
+    @staticmethod
+    def _match(entries: list[_Entry], answers: list) -> list[dict | None]:
+        """Answers come in request order; an entry that failed may carry id 0, so position wins
+        and ids are the fallback when the counts differ."""
+        answers = [answer for answer in answers if isinstance(answer, dict)]
+        if len(answers) == len(entries):
+            return answers
+        by_id = {answer.get("id"): answer for answer in answers}
+        return [by_id.get(entry.product_id) for entry in entries]
+
+    @staticmethod
+    def _answer(entry: _Entry, results: PushResults, outcome: Outcome, code: str = "", message: str = "") -> None:
+        for item in entry.items:
+            if outcome is Outcome.OK:
+                results.ok(item)
+            else:
+                results.set(item, outcome, code, message)
+
+    # -- fetch ------------------------------------------------------------------------------
+
+    def fetch(self, skus: Sequence[str]) -> dict[str, LiveValue]:
+        """Regular price and managed stock per SKU, read with the same lookup a push uses."""
+        self._begin()
+        wanted = list(dict.fromkeys(skus))
+        try:
+            # All the lookups at once, so a read retried while the bucket refills cannot starve.
+            plain = [sku for sku in wanted if "," not in sku]
+            lookups = len(chunks(plain, LOOKUP_PAGE)) + len(wanted) - len(plain)
+            burst = int(self.bucket_defaults(self.config.settings)["default"][1])
+            self.budget.reserve(min(lookups, burst))
+            found = self._lookup(wanted)
+        except CallError as error:
+            raise error.for_read() from None
+        finally:
+            self.budget.release()
+        live = {}
+        for sku in skus:
+            product = found.get(sku)
+            if product is None:
+                live[sku] = LiveValue(sku, listed=False)
+                continue
+            quantity = product.get("stock_quantity")
+            live[sku] = LiveValue(
+                sku,
+                listed=True,
+                price=_price(product.get("regular_price")),
+                available=int(quantity) if product.get("manage_stock") and quantity is not None else None,
+                external_ids=_ids(product),
+            )
+        return live
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def _lookup(self, skus: list[str]) -> dict[str, dict]:
+        """SKU -> product (or variation) as the shop shows it; SKUs it lacks are left out.
+
+        Recent WooCommerce takes comma-separated SKUs; older versions match the whole string
+        as one SKU and find nothing, so a multi-SKU answer that lacks some is asked again per
+        SKU. A SKU holding a comma can only be asked alone.
+        """
+        found: dict[str, dict] = {}
+        plain = [sku for sku in skus if "," not in sku]
+        for group in chunks(plain, LOOKUP_PAGE):
+            found.update(self._products(group))
+            if len(group) > 1:
+                for sku in group:
+                    if sku not in found:
+                        found.update(self._products([sku]))
+        for sku in skus:
+            if "," in sku:
+                found.update(self._products([sku]))
+        return found
+
+    def _products(self, skus: list[str]) -> dict[str, dict]:
+        response = self._request("GET", "/products", params=[("sku", ",".join(skus)), ("per_page", str(LOOKUP_PAGE))])
+        if not 200 <= response.status_code < 300:
+            raise self._error(response)
+        wanted = set(skus)
+        answer = json_body(response)
+        products = answer if isinstance(answer, list) else []
+        # Keep exact matches only: a shop that matches SKUs loosely must not hand us a neighbour.
+        return {p["sku"]: p for p in products if isinstance(p, dict) and p.get("sku") in wanted and p.get("id")}
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, *, params: list[tuple[str, str]] | None = None,
+                 json: dict | None = None) -> requests.Response:
+        """One call under the bucket; a 401 is tried once more (a fresh nonce and timestamp:
+        clock skew or a nonce the shop thinks it saw), a 429 pauses every worker."""
+        self.budget.take()
+        url, auth = self._signed(method, f"{self.config.base_url.rstrip('/')}{API_PATH}{path}", params or [])
+        try:
+            response = session_for(self.config.id).request(
+                method, url, json=json, auth=auth, headers={"Accept": "application/json"}, timeout=timeout_s(),
+            )
+        except requests.RequestException as exc:
+            raise network_error(exc) from None
+        if response.status_code == 401 and not self._reauthenticated:
+            self._reauthenticated = True
+            return self._request(method, path, params=params, json=json)
+        if response.status_code == 429:
+            error = self._error(response)
+            self.context.pause(error.retry_after or 1.0)
+            raise error
+        return response
+
+    def _signed(self, method: str, url: str, params: list[tuple[str, str]]) -> tuple[str, tuple[str, str] | None]:
+        credentials = self.config.credentials
+        key, secret = credentials.get("consumer_key", ""), credentials.get("consumer_secret", "")
+        if urlsplit(url).scheme == "https":
+            return (f"{url}?{urlencode(params)}" if params else url), (key, secret)
+        signed = oauth1.signed_url(
+            method, url, params, consumer_key=key, consumer_secret=secret,
+            signature_method=self.setting("oauth_signature_method", "HMAC-SHA256"),
+        )
+        return signed, None
+
+    @staticmethod
+    def _error(response: requests.Response) -> CallError:
+        """WooCommerce errors are `{"code", "message", "data": {"status"}}`."""
+        body = json_body(response)
+        if isinstance(body, dict) and body.get("code"):
+            return status_error(response, str(body["code"]), str(body.get("message") or ""))
+        return status_error(response)
