@@ -14,7 +14,6 @@ import json
 import re
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import jsonschema
@@ -28,7 +27,9 @@ from channels.adapters.rest import CallError
 
 from .rest_fakes import FakeContext, Sent, config, install, reply
 
-SPECS = Path("/work/shared/reference/specs")
+from tests.support.reference import REFERENCE
+
+SPECS = REFERENCE / "specs"
 BASE_URL = "http://amazon.test/amazon/mystore"
 SELLER = "A1SELLER"
 MARKETPLACE = "ATVPDKIKX0DER"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -20,7 +19,9 @@ from channels.adapters.registry import adapter_class
 
 from .rest_fakes import FakeContext, Sent, config, install, reply
 
-SWAGGER = Path("/work/shared/reference/specs/magento-2.4.8-rest-all-schema.swagger.json")
+from tests.support.reference import reference_file
+
+SWAGGER = reference_file("specs/magento-2.4.8-rest-all-schema.swagger.json")
 BASE_URL = "http://store.test/magento/mystore"
 ADMIN = {"username": "syncsvc", "password": "pass1"}
 

@@ -13,7 +13,6 @@ import json
 import re
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 from urllib.parse import quote
 
 import jsonschema
@@ -26,7 +25,9 @@ from channels.adapters.woocommerce import WooCommerceAdapter
 
 from .rest_fakes import FakeContext, Sent, config, install, reply
 
-ROUTES = Path("/work/shared/reference/specs/woocommerce-wc-v3-index.routes.json")
+from tests.support.reference import reference_file
+
+ROUTES = reference_file("specs/woocommerce-wc-v3-index.routes.json")
 BASE_URL = "http://shop.test:8080/woocommerce/mystore"
 KEY, SECRET = "ck_test", "cs_test"
 _JSON_TYPES = {"date-time": "string", "array": "array", "object": "object", "integer": "integer",
