@@ -160,3 +160,81 @@ class Listing(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}/{self.variant_id}: {self.status}"
+
+
+class InboundEvent(models.Model):
+    """One webhook (or polled order) from a channel, stored raw as it came before it is
+    applied, so the answer is fast and a crash loses nothing. `key` is the channel's event id:
+    a duplicate delivery finds its row and changes nothing."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received"            # stored, not applied yet
+        APPLIED = "applied"
+        IGNORED = "ignored"              # a topic we do not write back, an echo of our write
+        NEEDS_ATTENTION = "needs_attention"  # e.g. an unknown SKU: a person must look
+
+    channel = models.ForeignKey(Channel, related_name="inbound_events", on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    topic = models.CharField(max_length=100)
+    headers = models.JSONField(default=dict, help_text="The channel's own headers (signature excluded).")
+    body = models.TextField()
+    triggered_at = models.DateTimeField(null=True, blank=True, help_text="When the channel says it happened.")
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.PositiveIntegerField(default=1, help_text="How often the channel delivered it.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RECEIVED)
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["channel", "key"], name="inbound_channel_key_uniq")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="inbound_status_received_idx"),
+            models.Index(fields=["channel", "received_at"], name="inbound_channel_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.topic} {self.key}"
+
+
+class OrderLine(models.Model):
+    """One line of a channel's order, and what the ledger holds for it.
+
+    States only move forward (new -> reserved -> committed -> cancelled, or reserved ->
+    expired), so webhooks arriving twice, late or out of order apply each movement once.
+    """
+
+    class State(models.TextChoices):
+        NEW = "new"
+        RESERVED = "reserved"      # units held (`reserved`), not sold yet
+        COMMITTED = "committed"    # sold (`on_hand` down)
+        EXPIRED = "expired"        # the hold ran out before payment: released
+        CANCELLED = "cancelled"
+        UNKNOWN_SKU = "unknown_sku"  # the SKU is not in the catalog: nothing moved, shown to a person
+
+    channel = models.ForeignKey(Channel, related_name="order_lines", on_delete=models.CASCADE)
+    order_id = models.CharField(max_length=100)
+    line_id = models.CharField(max_length=100)
+    sku = models.CharField(max_length=100, blank=True, default="")
+    variant = models.ForeignKey("inventory.Variant", related_name="+", null=True, blank=True, on_delete=models.PROTECT)
+    location = models.CharField(max_length=64, default="default")
+    quantity = models.PositiveIntegerField()
+    state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    restocked = models.PositiveIntegerField(default=0, help_text="Units put back by refunds or a cancel.")
+    reserved_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "order_id", "line_id"], name="orderline_channel_order_line_uniq"),
+        ]
+        indexes = [
+            models.Index(fields=["reserved_at"], name="orderline_reserved_idx", condition=models.Q(state="reserved")),
+            models.Index(fields=["channel", "state"], name="orderline_channel_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.order_id}/{self.line_id} {self.sku} x{self.quantity} {self.state}"

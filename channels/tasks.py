@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
 
 from .marks import channels_with_due_marks, marks_prune_settled, next_due_in
 from .models import Channel
 from .services.flush import REQUEUE_HORIZON_S, flush_channel
+from .services.inbound import inbound_due, inbound_event_process
+from .services.orders import reservations_expire
 from .wakeups import wake_channel, wake_flag_clear
 
 
@@ -37,3 +40,30 @@ def sweep() -> int:
 def prune_settled() -> int:
     """Settled marks only matter for the hot window; keep an hour for inspection."""
     return marks_prune_settled(older_than_s=3600)
+
+
+# --- inbound webhooks and orders ---------------------------------------------------------------
+
+
+@shared_task(
+    name="channels.inbound_process", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
+)
+def inbound_process(event_id: int) -> None:
+    """Apply one stored inbound event (a deadlock or a dropped connection is retried; the
+    sweep picks up whatever is still unapplied)."""
+    inbound_event_process(event_id=event_id)
+
+
+@shared_task(name="channels.inbound_sweep", ignore_result=True)
+def inbound_sweep() -> int:
+    """Queue the events stored but not applied: lost tasks, and those waiting for their order."""
+    due = inbound_due()
+    for event_id in due:
+        inbound_process.delay(event_id)
+    return len(due)
+
+
+@shared_task(name="channels.reservations_expire", ignore_result=True)
+def expire_reservations() -> int:
+    return reservations_expire()

@@ -126,6 +126,9 @@ CELERY_TASK_ROUTES = {
     "channels.wake_due": {"queue": "maintenance"},
     "channels.sweep": {"queue": "maintenance"},
     "channels.prune_settled": {"queue": "maintenance"},
+    "channels.inbound_process": {"queue": "inbound"},
+    "channels.inbound_sweep": {"queue": "maintenance"},
+    "channels.reservations_expire": {"queue": "maintenance"},
 }
 # Longer than any countdown we use, so a delayed wake-up is never redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -154,6 +157,11 @@ SYNCSVC = {
     # long before the next send, so a burst of edits becomes a few writes, while the first
     # change of a quiet SKU still goes at once.
     "HOT_COALESCE_S": env.float("SYNCSVC_HOT_COALESCE_S", default=0.25),
+    # Inbound webhooks: the largest body accepted (413 beyond), how often stored events that
+    # are not applied yet are picked up again, how often expired reservations are released.
+    "INBOUND_MAX_BYTES": env.int("SYNCSVC_INBOUND_MAX_BYTES", default=1024 * 1024),
+    "INBOUND_SWEEP_INTERVAL_S": env.float("SYNCSVC_INBOUND_SWEEP_INTERVAL_S", default=10.0),
+    "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
 }
 
 
@@ -188,4 +196,15 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": SYNCSVC["SWEEP_INTERVAL_S"] * 2},
     },
     "channels-prune-settled": {"task": "channels.prune_settled", "schedule": 300.0, "options": {"expires": 300}},
+    # Inbound events stored but not applied (a lost task, a refund waiting for its order).
+    "channels-inbound-sweep": {
+        "task": "channels.inbound_sweep",
+        "schedule": SYNCSVC["INBOUND_SWEEP_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["INBOUND_SWEEP_INTERVAL_S"] * 2},
+    },
+    "channels-reservations-expire": {
+        "task": "channels.reservations_expire",
+        "schedule": SYNCSVC["RESERVATION_SWEEP_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["RESERVATION_SWEEP_INTERVAL_S"] * 2},
+    },
 }

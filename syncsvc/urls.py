@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from channels.api.webhooks import channel_webhook
+
 from .health import health
 
 api = [
@@ -15,4 +17,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
     path("health/", health, name="health"),
+    path("webhooks/<int:channel_id>/", channel_webhook, name="channel-webhook"),
 ]

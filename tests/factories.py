@@ -41,3 +41,23 @@ def webhook_channel(stack, store: str, **fields) -> Channel:
     secret = fields.pop("secret", "test-secret")
     stack.sandbox.config("webhook", store, secret=secret)
     return ChannelFactory(base_url=f"{stack.sandbox_url}/webhook/{store}", credentials={"secret": secret}, **fields)
+
+
+def sandbox_channel(stack, kind: str, store: str, *, receiver_url: str = "", webhook_secret: str = "whsec-test",
+                    **fields) -> Channel:
+    """A channel of `kind` talking to a sandbox store, set up as the contract suite does. With
+    `receiver_url` (a running syncsvc web server), the store sends its order webhooks to this
+    channel's `/webhooks/{id}/` there, signed with `webhook_secret`."""
+    from tests.support.kinds import KINDS
+
+    setup = KINDS[kind]
+    channel = ChannelFactory(
+        name=fields.pop("name", f"{kind}-{store}"), kind=kind, base_url=f"{stack.sandbox_url}/{kind}/{store}",
+        credentials={**setup.credentials, "webhook_secret": webhook_secret},
+        settings={**setup.settings, **fields.pop("settings", {})}, **fields,
+    )
+    config = dict(setup.store_config)
+    if receiver_url:
+        config.update(webhook_url=f"{receiver_url}/webhooks/{channel.pk}/", webhook_secret=webhook_secret)
+    stack.sandbox.config(kind, store, **config)
+    return channel

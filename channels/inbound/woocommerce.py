@@ -1,0 +1,88 @@
+"""WooCommerce webhooks: `order.created`, `order.updated` (and `order.restored`); the rest
+are acknowledged and ignored.
+
+Verification (WC_Webhook::generate_signature): `X-WC-Webhook-Signature` is
+base64(HMAC-SHA256(secret, raw body)). Creating a webhook in WooCommerce first sends an
+unsigned ping, form-encoded `webhook_id=<id>` with no `X-WC-Webhook-*` headers, and leaves the
+webhook pending unless it gets a 200: it is acknowledged and nothing is stored.
+
+WooCommerce does not retry, but a host or a proxy may deliver twice, and every delivery has
+its own `X-WC-Webhook-Delivery-ID`; identical bodies carry identical news, so the dedupe key
+is the topic and a digest of the body. The body is the order resource of the REST API.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .base import (
+    LineReport,
+    LineStatus,
+    MalformedPayload,
+    ParsedWebhook,
+    body_digest,
+    header,
+    json_object,
+    parse_time,
+    quantity,
+    text_id,
+    verify_base64_hmac_sha256,
+)
+
+PING = re.compile(rb"^webhook_id=\d+$")
+ORDER_TOPICS = {"order.created", "order.updated", "order.restored"}
+STATUSES = {
+    "pending": LineStatus.OPEN,         # awaiting payment
+    "on-hold": LineStatus.OPEN,         # awaiting payment confirmation (bank transfer)
+    "checkout-draft": LineStatus.OPEN,
+    "processing": LineStatus.PAID,      # paid, to be shipped
+    "completed": LineStatus.FULFILLED,
+    "cancelled": LineStatus.CANCELLED,
+    "failed": LineStatus.CANCELLED,     # payment failed: WooCommerce releases the stock
+    "refunded": LineStatus.CANCELLED,
+    "trash": LineStatus.CANCELLED,
+}
+
+
+def is_ping(*, headers: Mapping[str, str], body: bytes) -> bool:
+    return not header(headers, "X-WC-Webhook-Topic") and bool(PING.match(body.strip()))
+
+
+def verify(*, secret: str, headers: Mapping[str, str], body: bytes) -> None:
+    verify_base64_hmac_sha256(secret=secret, body=body, signature=header(headers, "X-WC-Webhook-Signature"))
+
+
+def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
+    topic = header(headers, "X-WC-Webhook-Topic")
+    if not topic:
+        raise MalformedPayload("missing X-WC-Webhook-Topic header")
+    payload = json_object(body)
+    common = dict(key=f"{topic}:{body_digest(body)}", topic=topic,
+                  triggered_at=parse_time(_gmt(payload.get("date_modified_gmt"))))
+    if topic not in ORDER_TOPICS:
+        return ParsedWebhook(**common, ignored=f"topic {topic} is not written back")
+    status = STATUSES.get(payload.get("status"))
+    if status is None:
+        raise MalformedPayload(f"status: unknown order status {payload.get('status')!r}")
+    items = payload.get("line_items")
+    if not isinstance(items, list):
+        raise MalformedPayload("line_items: must be a list")
+    lines = []
+    for index, item in enumerate(items):
+        where = f"line_items[{index}]"
+        if not isinstance(item, dict):
+            raise MalformedPayload(f"{where}: must be an object")
+        lines.append(
+            LineReport(
+                line_id=text_id(item.get("id"), f"{where}.id"),
+                sku=str(item.get("sku") or ""),
+                quantity=quantity(item.get("quantity"), f"{where}.quantity"),
+                status=status,
+            )
+        )
+    return ParsedWebhook(**common, order_id=text_id(payload.get("id"), "id"), lines=tuple(lines))
+
+
+def _gmt(value) -> str | None:
+    """WooCommerce's `*_gmt` times carry no offset: they are UTC."""
+    return f"{value}+00:00" if isinstance(value, str) and value and "+" not in value and not value.endswith("Z") else value

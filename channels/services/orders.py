@@ -1,0 +1,170 @@
+"""Channel orders become ledger movements, each exactly once.
+
+Every order line has a row (`OrderLine`) whose state only moves forward; a movement is made
+only by a state transition, under the row's lock, with a ledger reference unique per channel,
+order, line and movement. So a webhook delivered three times, a refund arriving before its
+order's last update, or a reservation expiring while the payment lands all count once.
+
+Which status sells the units is the channel's `settings.commit_on`: `paid` (default),
+`fulfilled` or `created`. Before it, the units are reserved (held from every channel,
+`on_hand` unchanged); a reservation not committed within `settings.reservation_ttl_s`
+(default 24 h) is released by a beat job.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from inventory.services.ledger import stock_adjust
+
+from ..inbound.base import LineReport, LineStatus, Restock
+from ..models import Channel, OrderLine
+
+State = OrderLine.State
+COMMIT_ON = {"created": LineStatus.OPEN, "paid": LineStatus.PAID, "fulfilled": LineStatus.FULFILLED}
+DEFAULT_RESERVATION_TTL_S = 24 * 3600
+_PROGRESS = [LineStatus.OPEN, LineStatus.PAID, LineStatus.FULFILLED]
+
+# (from, to) -> the movements that make the move true, as (reason, sign, name).
+_MOVES: dict[tuple[str, str], tuple[tuple[str, int, str], ...]] = {
+    (State.NEW, State.RESERVED): (("reservation", +1, "reserve"),),
+    (State.NEW, State.COMMITTED): (("sale", -1, "sale"),),
+    (State.NEW, State.CANCELLED): (),
+    (State.RESERVED, State.COMMITTED): (("release", -1, "release"), ("sale", -1, "sale")),
+    (State.RESERVED, State.CANCELLED): (("release", -1, "release"),),
+    (State.RESERVED, State.EXPIRED): (("release", -1, "release"),),
+    (State.EXPIRED, State.COMMITTED): (("sale", -1, "sale"),),
+    (State.EXPIRED, State.CANCELLED): (),
+    (State.COMMITTED, State.CANCELLED): (),  # the restock of the unsold rest is computed below
+}
+
+
+@dataclass(frozen=True)
+class LineOutcome:
+    line_id: str
+    sku: str
+    state: str
+    moved: bool = False
+    problem: str = ""     # for a person to see (unknown SKU)
+    deferred: str = ""    # cannot be applied yet (a refund before its order): try again later
+
+
+def source_of(channel: Channel) -> str:
+    return f"channel:{channel.pk}"
+
+
+def target_state(status: LineStatus, *, commit_on: str) -> str:
+    if status is LineStatus.CANCELLED:
+        return State.CANCELLED
+    threshold = COMMIT_ON.get(commit_on, LineStatus.PAID)
+    return State.COMMITTED if _PROGRESS.index(status) >= _PROGRESS.index(threshold) else State.RESERVED
+
+
+@transaction.atomic
+def order_line_apply(*, channel: Channel, order_id: str, report: LineReport, at: datetime | None = None) -> LineOutcome:
+    """Move one order line to where the channel says it is, with its ledger movements."""
+    if not report.sku:
+        return LineOutcome(report.line_id, "", "")  # a custom line item: no stock to move
+    line = _locked_line(channel, order_id, report)
+    if line.state == State.UNKNOWN_SKU:
+        return LineOutcome(report.line_id, line.sku, line.state, problem=f"unknown SKU {line.sku!r}")
+    target = target_state(report.status, commit_on=str(channel.settings.get("commit_on", "paid")))
+    return _move(channel, line, target, at)
+
+
+def _locked_line(channel: Channel, order_id: str, report: LineReport) -> OrderLine:
+    from inventory.models import Variant
+
+    variant = Variant.objects.filter(sku=report.sku).only("pk").first()
+    OrderLine.objects.get_or_create(
+        channel=channel,
+        order_id=order_id,
+        line_id=report.line_id,
+        defaults=dict(
+            sku=report.sku,
+            variant=variant,
+            quantity=report.quantity,
+            location=_location(channel),
+            state=State.NEW if variant else State.UNKNOWN_SKU,
+        ),
+    )
+    return OrderLine.objects.select_for_update().get(channel=channel, order_id=order_id, line_id=report.line_id)
+
+
+def _location(channel: Channel) -> str:
+    """The stock location a channel sells from (its first mapped location)."""
+    locations = channel.settings.get("locations") or ["default"]
+    return str(locations[0])
+
+
+def _move(channel: Channel, line: OrderLine, target: str, at: datetime | None) -> LineOutcome:
+    moves = _MOVES.get((line.state, target))
+    if moves is None:  # the same state again, or backwards (a late or duplicate event)
+        return LineOutcome(line.line_id, line.sku, line.state)
+    source = source_of(channel)
+    for reason, sign, name in moves:
+        stock_adjust(sku=line.sku, delta=sign * line.quantity, reason=reason, source=source,
+                     reference=f"{line.order_id}:{line.line_id}:{name}", location=line.location)
+    if (line.state, target) == (State.COMMITTED, State.CANCELLED):
+        _restock(channel, line, line.quantity - line.restocked, name="cancel")
+    line.state = target
+    line.reserved_at = timezone.now() if target == State.RESERVED else line.reserved_at
+    line.last_event_at = max(filter(None, [line.last_event_at, at]), default=None)
+    line.save(update_fields=["state", "reserved_at", "restocked", "last_event_at", "updated_at"])
+    return LineOutcome(line.line_id, line.sku, target, moved=True)
+
+
+def _restock(channel: Channel, line: OrderLine, units: int, *, name: str) -> int:
+    """Put back at most what was sold and not yet put back; returns the units restocked."""
+    units = min(units, line.quantity - line.restocked)
+    if units <= 0:
+        return 0
+    _, created = stock_adjust(sku=line.sku, delta=units, reason="return", source=source_of(channel),
+                              reference=f"{line.order_id}:{line.line_id}:{name}", location=line.location)
+    if not created:
+        return 0  # this refund line was applied before
+    line.restocked += units
+    return units
+
+
+@transaction.atomic
+def order_restock_apply(*, channel: Channel, order_id: str, restock: Restock) -> LineOutcome:
+    """A refund with restock: the units come back as a return, once per refund line, never
+    more than the line sold."""
+    line = (
+        OrderLine.objects.select_for_update()
+        .filter(channel=channel, order_id=order_id, line_id=restock.line_id)
+        .first()
+    )
+    if line is None or line.state in (State.NEW, State.RESERVED):
+        return LineOutcome(restock.line_id, restock.sku, line.state if line else "", deferred="its order is not recorded as sold yet")
+    if line.state != State.COMMITTED and not (line.state == State.CANCELLED and line.restocked):
+        return LineOutcome(restock.line_id, line.sku, line.state)  # nothing was sold: nothing to put back
+    units = _restock(channel, line, restock.quantity, name=f"refund:{restock.refund_id}")
+    if units:
+        line.save(update_fields=["restocked", "updated_at"])
+    return LineOutcome(restock.line_id, line.sku, line.state, moved=bool(units))
+
+
+def reservations_expire(*, now: datetime | None = None) -> int:
+    """Release reservations older than their channel's `reservation_ttl_s`. Returns how many."""
+    now = now or timezone.now()
+    released = 0
+    for channel in Channel.objects.filter(order_lines__state=State.RESERVED).distinct():
+        ttl = float(channel.settings.get("reservation_ttl_s", DEFAULT_RESERVATION_TTL_S))
+        cutoff = now - timedelta(seconds=ttl)
+        for pk in OrderLine.objects.filter(channel=channel, state=State.RESERVED, reserved_at__lt=cutoff).values_list("pk", flat=True):
+            released += _expire_one(channel, pk, cutoff)
+    return released
+
+
+@transaction.atomic
+def _expire_one(channel: Channel, pk: int, cutoff: datetime) -> int:
+    line = OrderLine.objects.select_for_update().filter(pk=pk, state=State.RESERVED, reserved_at__lt=cutoff).first()
+    if line is None:
+        return 0  # committed or cancelled meanwhile
+    _move(channel, line, State.EXPIRED, None)
+    return 1
