@@ -49,8 +49,11 @@ class Channel(models.Model):
         self.credentials_encrypted = fernet().encrypt(json.dumps(value).encode()).decode()
 
     def shown_available(self, sellable: int) -> int:
-        """What this channel is shown of `on_hand - reserved`: the safety stock held back."""
-        return max(0, sellable - self.safety_stock)
+        """What this channel is shown of `on_hand - reserved` under its safety-stock policy
+        (without the sized part, which needs the SKU: see `channels.safety.shown_quantities`)."""
+        from .safety import policy_of
+
+        return policy_of(self).shown(sellable)
 
 
 class SyncMarkQuerySet(models.QuerySet):

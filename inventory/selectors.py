@@ -33,12 +33,7 @@ class VariantSnapshot:
 def variants_snapshot(*, variant_ids: Iterable[int]) -> dict[int, VariantSnapshot]:
     """Current state of these variants (absent ones are left out: deleted meanwhile)."""
     ids = list(variant_ids)
-    stock = {
-        row["variant_id"]: (row["on_hand"] or 0, row["reserved"] or 0)
-        for row in StockLevel.objects.filter(variant_id__in=ids)
-        .values("variant_id")
-        .annotate(on_hand=Sum("on_hand"), reserved=Sum("reserved"))
-    }
+    stock = stock_by_variant(variant_ids=ids)
     rows = Variant.objects.filter(pk__in=ids).values_list(
         "pk", "sku", "product__handle", "product__title", "product__description",
         "price", "compare_at_price", "attributes",
@@ -50,6 +45,17 @@ def variants_snapshot(*, variant_ids: Iterable[int]) -> dict[int, VariantSnapsho
             on_hand=stock.get(pk, (0, 0))[0], reserved=stock.get(pk, (0, 0))[1],
         )
         for pk, sku, handle, title, description, price, compare_at, attributes in rows
+    }
+
+
+def stock_by_variant(*, variant_ids: Iterable[int], locations: Iterable[str] | None = None) -> dict[int, tuple[int, int]]:
+    """(on_hand, reserved) per variant, summed over `locations` (all when None)."""
+    levels = StockLevel.objects.filter(variant_id__in=list(variant_ids))
+    if locations is not None:
+        levels = levels.filter(location__in=list(locations))
+    return {
+        row["variant_id"]: (row["on_hand"] or 0, row["reserved"] or 0)
+        for row in levels.values("variant_id").annotate(on_hand=Sum("on_hand"), reserved=Sum("reserved"))
     }
 
 

@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from ..adapters.registry import ADAPTERS, UnknownChannelKind, adapter_class
 from ..models import Channel, Listing, SyncAttempt
+from ..safety import settings_errors
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -36,6 +37,9 @@ class ChannelSerializer(serializers.ModelSerializer):
         for name in ("rate_per_s", "burst", "batch_size"):
             if name in value and not (isinstance(value[name], (int, float)) and value[name] > 0):
                 raise serializers.ValidationError(f"{name} must be a positive number")
+        errors = settings_errors(value)
+        if errors:
+            raise serializers.ValidationError({name: [message] for name, message in errors.items()})
         return value
 
     def validate(self, attrs):

@@ -13,6 +13,7 @@ from inventory.models import Variant
 from inventory.selectors import stock_totals
 
 from ..models import Channel, Listing, SyncAttempt
+from ..safety import shown_quantities
 from ..selectors import channels_status
 from .filters import SyncAttemptFilter
 from .serializers import ChannelSerializer, ListingSerializer, SyncAttemptSerializer
@@ -68,15 +69,19 @@ class InventoryView(APIView):
 
     @extend_schema(responses={200: dict})
     def get(self, request, sku):
-        get_object_or_404(Variant, sku=sku)
+        variant = get_object_or_404(Variant, sku=sku)
         on_hand, reserved = stock_totals(sku=sku)
         sellable = max(0, on_hand - reserved)
+        shown = {
+            channel.name: shown_quantities(channel, {variant.pk: (on_hand, reserved)}, [variant.pk])[variant.pk]
+            for channel in Channel.objects.all()
+        }
         return Response(
             {
                 "sku": sku,
                 "on_hand": on_hand,
                 "reserved": reserved,
                 "available": sellable,
-                "channels": {channel.name: channel.shown_available(sellable) for channel in Channel.objects.all()},
+                "channels": shown,
             }
         )

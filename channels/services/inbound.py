@@ -18,11 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from inventory.selectors import variants_snapshot
-
 from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused
 from ..inbound.registry import inbound_parser
 from ..models import Channel, InboundEvent, Listing
+from ..safety import shown_quantities
 from .orders import order_line_apply, order_restock_apply
 
 log = logging.getLogger(__name__)
@@ -164,15 +163,14 @@ def _stock_report_note(channel: Channel, report: StockReport) -> str:
             .values_list("variant_id", flat=True)
             .first()
         )
-    snapshot = variants_snapshot(variant_ids=[variant_id]).get(variant_id) if variant_id else None
     name = report.sku or report.external_id
-    if snapshot is None:
+    if variant_id is None:
         return f"stock of {name} on the channel ({report.available}): not a SKU we sync, ignored"
-    shown = channel.shown_available(snapshot.sellable)
+    shown = shown_quantities(channel, None, [variant_id])[variant_id]
     if report.available == shown:
-        return f"echo of our own write ({snapshot.sku}: {shown}), ignored"
+        return f"echo of our own write ({name}: {shown}), ignored"
     return (
-        f"stock of {snapshot.sku} changed on the channel ({report.available} there, {shown} here): "
+        f"stock of {name} changed on the channel ({report.available} there, {shown} here): "
         "not written back; reconciliation reports the drift"
     )
 
