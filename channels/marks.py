@@ -17,6 +17,8 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from inventory.services.sqlarrays import int_array, time_array
+
 from .models import SyncMark
 
 _TABLE = SyncMark._meta.db_table
@@ -90,6 +92,7 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
     with connection.cursor() as cursor:
         if _is_postgres():
             variant_ids, versions, times = zip(*changes)
+            # Arrays as literals built in one join each (see inventory.services.sqlarrays).
             cursor.execute(
                 f"""
                 INSERT INTO {_TABLE} AS m ({columns})
@@ -98,7 +101,8 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
                  CROSS JOIN unnest(%s::bigint[]) AS c(channel_id)
                 {conflict}
                 """,
-                [aspect, now, list(variant_ids), list(versions), list(times), list(channel_ids), hot_cutoff, hot_due],
+                [aspect, now, int_array(variant_ids), int_array(versions), time_array(times), int_array(channel_ids),
+                 hot_cutoff, hot_due],
             )
         else:
             rows = json.dumps([[v, c, _db_time(t)] for v, c, t in changes])

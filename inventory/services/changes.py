@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..models import Aspect, Change
 from ..signals import changes_recorded
+from .sqlarrays import int_array
+
+# `Change.from_db` takes values in the model's field order.
+_FIELDS = ("id", "variant_id", "aspect", "origin", "created_at")
 
 
 def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str) -> list[Change]:
@@ -21,9 +26,26 @@ def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str) -> l
         with transaction.atomic():
             return changes_record(variant_ids=ids, aspect=aspect, origin=origin)
     now = timezone.now()
-    changes = Change.objects.bulk_create(
-        [Change(variant_id=variant_id, aspect=aspect, origin=origin, created_at=now) for variant_id in ids],
-        batch_size=5000,
-    )
+    if connection.vendor == "postgresql":
+        changes = _insert_postgres(ids, aspect, origin, now)
+    else:
+        changes = Change.objects.bulk_create(
+            [Change(variant_id=variant_id, aspect=aspect, origin=origin, created_at=now) for variant_id in ids],
+            batch_size=5000,
+        )
     changes_recorded.send(sender=Change, changes=changes)
     return changes
+
+
+def _insert_postgres(ids: list[int], aspect: str, origin: str, now: datetime) -> list[Change]:
+    # One statement for any number of rows (bulk_create compiles a placeholder per value and
+    # splits into batches); `from_db` builds the instances without the keyword-argument path.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO inventory_change (variant_id, aspect, origin, created_at)"
+            " SELECT v, %s, %s, %s FROM unnest(%s::bigint[]) WITH ORDINALITY AS d(v, n) ORDER BY n"
+            " RETURNING id, variant_id",
+            [aspect, origin, now, int_array(ids)],
+        )
+        rows = cursor.fetchall()
+    return [Change.from_db(connection.alias, _FIELDS, (pk, variant_id, aspect, origin, now)) for pk, variant_id in rows]

@@ -11,6 +11,7 @@ from ..capture import suppressed
 from ..errors import BulkRowsError
 from ..models import Variant
 from .changes import changes_record
+from .sqlarrays import int_list, text_array, time_array
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,17 @@ class BulkPriceResult:
     changed: int
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What the write did: the SKUs it did not find, the variants whose price moved, how many
+    rows were applied and how many were older than the stored price."""
+
+    unknown: set[str]
+    changed_ids: list[int]
+    applied: int
+    stale: int
+
+
 @transaction.atomic
 def prices_bulk_set(*, rows: list[PriceRow], origin: str = "bulk") -> BulkPriceResult:
     """Set many prices in one transaction with set-based SQL.
@@ -40,51 +52,89 @@ def prices_bulk_set(*, rows: list[PriceRow], origin: str = "bulk") -> BulkPriceR
         held = latest.get(row.sku)
         if held is None or (row.changed_at or now) >= (held.changed_at or now):
             latest[row.sku] = row
+    if connection.vendor == "postgresql":
+        written = _write_postgres(list(latest.values()), now)
+    else:
+        written = _write_generic(list(latest.values()), now)
+    if written.unknown:  # raising rolls the transaction back: nothing is written
+        raise BulkRowsError(
+            {index: {"sku": f"unknown SKU {row.sku!r}"} for index, row in enumerate(rows) if row.sku in written.unknown}
+        )
+    changes_record(variant_ids=written.changed_ids, aspect="price", origin=origin)
+    ignored = len(rows) - len(latest) + written.stale
+    return BulkPriceResult(applied=written.applied, ignored=ignored, changed=len(written.changed_ids))
+
+
+# One statement locks the rows (in id order, so concurrent writers cannot deadlock), compares
+# each with its stored price and source time, and updates the rows that are not older. The
+# UPDATE only runs when every SKU was found: a refused request writes nothing even before its
+# rollback. Only a summary comes back (no per-row decoding in Python).
+_WRITE_SQL = """
+WITH d AS (
+    SELECT * FROM unnest(%s::text[], %s::numeric[], %s::timestamptz[]) AS d(sku, price, changed_at)
+), locked AS (
+    SELECT v.id, v.sku, d.price, d.changed_at,
+           v.price IS DISTINCT FROM d.price AS moved,
+           v.price_changed_at IS NOT NULL AND d.changed_at < v.price_changed_at AS stale
+      FROM inventory_variant AS v JOIN d ON d.sku = v.sku
+     ORDER BY v.id
+       FOR UPDATE OF v
+), written AS (
+    UPDATE inventory_variant AS v
+       SET price = l.price, price_changed_at = l.changed_at, updated_at = %s
+      FROM locked AS l
+     WHERE v.id = l.id AND NOT l.stale AND (SELECT count(*) FROM locked) = %s
+)
+SELECT (SELECT count(*) FROM locked),
+       (SELECT count(*) FROM locked WHERE stale),
+       (SELECT string_agg(id::text, ',' ORDER BY id) FROM locked WHERE moved AND NOT stale),
+       CASE WHEN (SELECT count(*) FROM locked) < %s
+            THEN ARRAY(SELECT d.sku FROM d EXCEPT SELECT l.sku FROM locked AS l) END
+"""
+
+
+def _write_postgres(rows: list[PriceRow], now: datetime) -> _Written:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _WRITE_SQL,
+            [
+                text_array(row.sku for row in rows),
+                "{" + ",".join(str(row.price) for row in rows) + "}",
+                time_array(row.changed_at or now for row in rows),
+                now,
+                len(rows),
+                len(rows),
+            ],
+        )
+        found, stale, moved, unknown = cursor.fetchone()
+    return _Written(unknown=set(unknown or ()), changed_ids=int_list(moved), applied=found - stale, stale=stale)
+
+
+def _write_generic(rows: list[PriceRow], now: datetime) -> _Written:
+    """SQLite (the embedded default): it serializes writers, so a read then a bulk update is
+    enough."""
     stored = {
         sku: (variant_id, price, changed_at)
-        for sku, variant_id, price, changed_at in Variant.objects.filter(sku__in=list(latest))
+        for sku, variant_id, price, changed_at in Variant.objects.filter(sku__in=[row.sku for row in rows])
         .order_by("pk")
         .select_for_update()
         .values_list("sku", "pk", "price", "price_changed_at")
     }
-    unknown = {index: {"sku": f"unknown SKU {row.sku!r}"} for index, row in enumerate(rows) if row.sku not in stored}
+    unknown = {row.sku for row in rows if row.sku not in stored}
     if unknown:
-        raise BulkRowsError(unknown)
-
-    updates: list[tuple[int, Decimal, datetime]] = []
+        return _Written(unknown=unknown, changed_ids=[], applied=0, stale=0)
+    updates: list[Variant] = []
     changed_ids: list[int] = []
-    ignored = len(rows) - len(latest)
-    for sku, row in latest.items():
-        variant_id, price, stored_changed_at = stored[sku]
+    stale = 0
+    for row in rows:
+        variant_id, price, stored_changed_at = stored[row.sku]
         changed_at = row.changed_at or now
         if stored_changed_at is not None and changed_at < stored_changed_at:
-            ignored += 1
+            stale += 1
             continue
-        updates.append((variant_id, row.price, changed_at))
+        updates.append(Variant(pk=variant_id, price=row.price, price_changed_at=changed_at, updated_at=now))
         if price != row.price:
             changed_ids.append(variant_id)
-    _write_prices(updates, now)
-    changes_record(variant_ids=changed_ids, aspect="price", origin=origin)
-    return BulkPriceResult(applied=len(updates), ignored=ignored, changed=len(changed_ids))
-
-
-def _write_prices(updates: list[tuple[int, Decimal, datetime]], now: datetime) -> None:
-    if not updates:
-        return
-    if connection.vendor == "postgresql":
-        # One statement for any number of rows: unnest arrays into a join.
-        ids, prices, times = zip(*updates)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE inventory_variant AS v
-                   SET price = d.price, price_changed_at = d.changed_at, updated_at = %s
-                  FROM unnest(%s::bigint[], %s::numeric[], %s::timestamptz[]) AS d(id, price, changed_at)
-                 WHERE v.id = d.id
-                """,
-                [now, list(ids), list(prices), list(times)],
-            )
-        return
-    variants = [Variant(pk=pk, price=price, price_changed_at=changed_at, updated_at=now) for pk, price, changed_at in updates]
     with suppressed():
-        Variant.objects.bulk_update(variants, ["price", "price_changed_at", "updated_at"], batch_size=500)
+        Variant.objects.bulk_update(updates, ["price", "price_changed_at", "updated_at"], batch_size=500)
+    return _Written(unknown=set(), changed_ids=sorted(changed_ids), applied=len(updates), stale=stale)
