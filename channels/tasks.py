@@ -9,6 +9,7 @@ from .models import Channel
 from .services.flush import REQUEUE_HORIZON_S, flush_channel
 from .services.inbound import inbound_due, inbound_event_process
 from .services.orders import reservations_expire
+from .services.polling import channels_to_poll, orders_poll
 from .wakeups import wake_channel, wake_flag_clear
 
 
@@ -67,3 +68,17 @@ def inbound_sweep() -> int:
 @shared_task(name="channels.reservations_expire", ignore_result=True)
 def expire_reservations() -> int:
     return reservations_expire()
+
+
+@shared_task(name="channels.poll_orders", ignore_result=True)
+def poll_orders() -> int:
+    """Beat: one poll per channel whose orders come by polling (Magento)."""
+    channel_ids = channels_to_poll()
+    for channel_id in channel_ids:
+        orders_poll_task.delay(channel_id)
+    return len(channel_ids)
+
+
+@shared_task(name="channels.orders_poll", ignore_result=True, expires=60)
+def orders_poll_task(channel_id: int) -> int:
+    return orders_poll(channel_id=channel_id)

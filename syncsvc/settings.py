@@ -129,6 +129,8 @@ CELERY_TASK_ROUTES = {
     "channels.inbound_process": {"queue": "inbound"},
     "channels.inbound_sweep": {"queue": "maintenance"},
     "channels.reservations_expire": {"queue": "maintenance"},
+    "channels.poll_orders": {"queue": "maintenance"},
+    "channels.orders_poll": {"queue": "inbound"},
 }
 # Longer than any countdown we use, so a delayed wake-up is never redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -162,6 +164,8 @@ SYNCSVC = {
     "INBOUND_MAX_BYTES": env.int("SYNCSVC_INBOUND_MAX_BYTES", default=1024 * 1024),
     "INBOUND_SWEEP_INTERVAL_S": env.float("SYNCSVC_INBOUND_SWEEP_INTERVAL_S", default=10.0),
     "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
+    # Channels without order webhooks (Magento) are polled this often.
+    "ORDERS_POLL_INTERVAL_S": env.float("SYNCSVC_ORDERS_POLL_INTERVAL_S", default=30.0),
 }
 
 
@@ -201,6 +205,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels.inbound_sweep",
         "schedule": SYNCSVC["INBOUND_SWEEP_INTERVAL_S"],
         "options": {"expires": SYNCSVC["INBOUND_SWEEP_INTERVAL_S"] * 2},
+    },
+    "channels-poll-orders": {
+        "task": "channels.poll_orders",
+        "schedule": SYNCSVC["ORDERS_POLL_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["ORDERS_POLL_INTERVAL_S"]},
     },
     "channels-reservations-expire": {
         "task": "channels.reservations_expire",

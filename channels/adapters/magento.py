@@ -20,8 +20,10 @@ Settings (all optional):
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import requests
@@ -271,6 +273,39 @@ class MagentoAdapter(ChannelAdapter):
                 quantities[row["sku"]] = int(quantity) if quantity is not None else None
         return quantities
 
+    # -- orders (Magento sends no webhooks: syncsvc polls) ----------------------------------
+
+    def orders_updated_since(self, since: str, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+        """Orders updated at or after `since` (Magento's `YYYY-MM-DD HH:MM:SS`, UTC), oldest
+        first, as the shop sent each one. At most `max_pages` pages per call: the caller's
+        cursor moves on and the next poll continues."""
+        self._begin()
+        prefix = "searchCriteria[filter_groups][0][filters][0]"
+        orders: list[PolledOrder] = []
+        try:
+            for page in range(1, max_pages + 1):
+                params = {
+                    f"{prefix}[field]": "updated_at", f"{prefix}[value]": since, f"{prefix}[condition_type]": "gteq",
+                    "searchCriteria[sortOrders][0][field]": "updated_at",
+                    "searchCriteria[sortOrders][0][direction]": "ASC",
+                    "searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": str(page),
+                }
+                response = self._request("GET", self._url("/orders"), params=params)
+                if not 200 <= response.status_code < 300:
+                    raise self._error(response)
+                answer = json_body(response)
+                rows = answer.get("items") if isinstance(answer, dict) else None
+                for row in rows or []:
+                    if isinstance(row, dict) and row.get("entity_id") is not None:
+                        orders.append(PolledOrder(str(row["entity_id"]), str(row.get("updated_at") or ""),
+                                                  json.dumps(row, separators=(",", ":")).encode()))
+                total = answer.get("total_count") if isinstance(answer, dict) else 0
+                if not rows or page * page_size >= int(total or 0):
+                    break
+        except CallError as error:
+            raise error.for_read() from None
+        return orders
+
     # -- HTTP and auth ----------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
@@ -337,6 +372,15 @@ class MagentoAdapter(ChannelAdapter):
             details = [render(str(e.get("message", "")), e.get("parameters")) for e in _error_items(body)]
             return status_error(response, f"http_{response.status_code}", "; ".join([message, *details]))
         return status_error(response)
+
+
+@dataclass(frozen=True)
+class PolledOrder:
+    """One order as `GET /V1/orders` returned it: its id, its `updated_at`, its JSON."""
+
+    entity_id: str
+    updated_at: str
+    body: bytes
 
 
 def _error_items(body: dict) -> list[dict]:

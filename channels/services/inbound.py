@@ -52,7 +52,7 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
     channel = Channel.objects.filter(pk=channel_id).first()
     if channel is None:
         raise UnknownChannel(f"no channel {channel_id}")
-    parser = inbound_parser(channel.kind)
+    parser = inbound_parser(channel.kind, webhook=True)
     if getattr(parser, "is_ping", None) and parser.is_ping(headers=headers, body=body):
         return Receipt(200, {"ping": True})
     parser.verify(secret=str(channel.credentials.get("webhook_secret") or ""), headers=headers, body=body)
@@ -65,6 +65,16 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
     if created:
         transaction.on_commit(lambda: _enqueue(event.pk))
     return Receipt(200, {"id": event.pk, "duplicate": not created})
+
+
+def inbound_store_polled(*, channel: Channel, body: bytes) -> bool:
+    """Store one order the channel gave us when asked (Magento), like a webhook; True when it
+    is new (its processing is queued), False when that version of it was stored before."""
+    parsed = inbound_parser(channel.kind).parse(headers={}, body=body)
+    event, created = _store(channel, parsed, {}, body.decode("utf-8"))
+    if created:
+        transaction.on_commit(lambda: _enqueue(event.pk))
+    return created
 
 
 def _store(channel: Channel, parsed: ParsedWebhook, headers: Mapping[str, str], text: str) -> tuple[InboundEvent, bool]:
