@@ -149,6 +149,7 @@ class Catalog:
         self._levels_by_item: dict[int, list[InventoryLevel]] = {}
         self._levels_by_location: dict[int, list[InventoryLevel]] = {}
         self._level_by_id: dict[int, InventoryLevel] = {}
+        self._products_by_handle: dict[str, Product] = {}  # products seeded by handle (`product`)
         self.add_location(DEFAULT_LOCATION_NAME, now)
 
     def next_id(self, kind: str) -> int:
@@ -205,10 +206,15 @@ class Catalog:
     # --- merchant edits (the control API) -------------------------------------------------
 
     def upsert_item(self, sku: str, values: dict[str, Any], now: float) -> Variant:
-        """Create the product, variant, inventory item and level a SKU needs, or overwrite them."""
+        """Create the product, variant, inventory item and level a SKU needs, or overwrite them.
+
+        A new SKU with `values["product"]` (a handle) becomes one more variant of the product
+        with that handle (created on first use), as a shop holds sizes or colours of one
+        product; without it, the SKU gets a product of its own.
+        """
         variant = self.variant_by_sku(sku)
         if variant is None:
-            variant = self._create_item(sku, values.get("title") or sku, now)
+            variant = self._create_item(sku, values.get("title") or sku, now, handle=values.get("product"))
         product = self.products[variant.product_id]
         if values.get("title") is not None:
             product.title = values["title"]
@@ -236,8 +242,13 @@ class Catalog:
         self._level_by_id[level.id] = level
         return level
 
-    def _create_item(self, sku: str, title: str, now: float) -> Variant:
-        product = Product(self.next_id("Product"), title, _handle(title), now, now)
+    def _create_item(self, sku: str, title: str, now: float, *, handle: str | None = None) -> Variant:
+        product = self._products_by_handle.get(handle) if handle else None
+        if product is None:
+            product = Product(self.next_id("Product"), title, handle or _handle(title), now, now)
+            self.products[product.id] = product
+            if handle:
+                self._products_by_handle[handle] = product
         variant = Variant(
             id=self.next_id("ProductVariant"),
             product_id=product.id,
@@ -247,9 +258,11 @@ class Catalog:
             inventory_item_id=self.next_id("InventoryItem"),
             created_at=now,
             updated_at=now,
+            # A product's only variant is "Default Title" in Shopify; more of them are named.
+            title=DEFAULT_VARIANT_TITLE if handle is None else sku,
+            position=len(product.variant_ids) + 1,
         )
         product.variant_ids.append(variant.id)
-        self.products[product.id] = product
         self.variants[variant.id] = variant
         self.items[variant.inventory_item_id] = InventoryItem(variant.inventory_item_id, variant.id, now, now)
         self._variant_by_sku[sku] = variant.id

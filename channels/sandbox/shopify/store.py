@@ -7,7 +7,9 @@ Control API extras beyond the shared ones:
     GET  /_sandbox/shopify/{store}/stats        {"calls", "throttled", "max_cost_exceeded",
                                                  "points_spent", "throttle_status"}
     GET  /_sandbox/shopify/{store}/deliveries   every webhook delivery attempt and its status
-    PUT  items/{sku} also takes "compare_at_price"; an item shows its GIDs and levels.
+    PUT  items/{sku} also takes "compare_at_price", and "product" (a handle: a new SKU
+         becomes a variant of that product, created on first use, instead of a product of
+         its own); an item shows its GIDs and levels.
 
 Config (`POST /_sandbox/shopify/{store}/config`), all optional:
     access_token             the token the API accepts (secret; echoed as ***)
@@ -208,6 +210,7 @@ class ShopifyStore(TypedConfig, Store):
         return {
             **super().item_field_parsers(),
             "compare_at_price": lambda value, field: decimal_text(value, field, nullable=True, allow_number=True),
+            "product": _product_handle,
         }
 
     def put_item(self, sku: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -355,6 +358,12 @@ class ShopifyStore(TypedConfig, Store):
 def _shopify_error(status: int, errors: Any, headers: dict[str, str] | None = None) -> Response:
     """Shopify's non-GraphQL failures: `{"errors": "..."}` with an HTTP status."""
     return Response(status, {"errors": errors}, headers or {})
+
+
+def _product_handle(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise HttpError(400, f"{field} must be a product handle (a non-empty string), got {value!r}")
+    return value.strip()
 
 
 def _only_get(request: Request) -> None:
