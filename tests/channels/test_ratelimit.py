@@ -53,3 +53,32 @@ def test_the_bucket_is_shared_across_processes(key):
     )
     taken = [int(subprocess.check_output([sys.executable, "-c", code], text=True).split()[-1]) for _ in range(2)]
     assert sorted(taken) == [0, 10]
+
+
+def test_refused_calls_queue_behind_each_other_by_what_they_spend(key):
+    # given: an empty bucket restoring 100 points/s
+    assert bucket_take(key, rate_per_s=100, burst=300, cost=300) == 0.0
+
+    # when: three calls requesting 110 points, each to keep 100 after its refund, are refused
+    waits = [bucket_take(key, rate_per_s=100, burst=300, cost=110, spend=100) for _ in range(3)]
+
+    # then: the first comes back when its 110 are there, each next one 100 points (1 s) later,
+    # instead of all three at once (when only one of them could go)
+    assert 1.05 < waits[0] <= 1.1
+    assert [round(later - earlier, 1) for earlier, later in zip(waits, waits[1:])] == [1.0, 1.0]
+
+
+def test_a_full_bucket_forgets_a_queue_nobody_came_back_for(key):
+    # given: calls refused and queued behind each other, that never come back
+    assert bucket_take(key, rate_per_s=100, burst=300, cost=300) == 0.0
+    for _ in range(5):
+        bucket_take(key, rate_per_s=100, burst=300, cost=110)
+    # ...then the bucket is full again (here: refunded) and a call takes it whole
+    bucket_observe(key, rate_per_s=100, burst=300, refund=300)
+    assert bucket_take(key, rate_per_s=100, burst=300, cost=300) == 0.0
+
+    # when: the next call is refused
+    wait = bucket_take(key, rate_per_s=100, burst=300, cost=50)
+
+    # then: it waits for its own 50 points only, not behind the stale queue
+    assert 0.4 < wait <= 0.6

@@ -1,6 +1,7 @@
 """One GraphQL POST to a shop, under the channel's global cost bucket.
 
-Before each call the document's requested cost is taken from the bucket (`context.acquire`);
+Before each call the document's requested cost is taken from the bucket (`context.acquire`,
+told what the call should spend after its refund, so refused calls queue at the restore rate);
 a wait means we do not send. After each answer the bucket learns what Shopify reported
 (`extensions.cost.throttleStatus`) and gets back what the call did not spend. Every way a call
 can fail becomes a `ShopifyCallError` with its class (DESIGN 8); errors that name a path inside
@@ -16,7 +17,7 @@ from django.conf import settings
 
 from ..base import ChannelConfig, ChannelContext, Outcome
 from ..http import retry_after_seconds, session_for
-from .cost import requested_cost
+from .cost import expected_spend, requested_cost
 from .errors import MaxCostExceeded, ShopifyCallError
 
 DEFAULT_API_VERSION = "2026-10"
@@ -74,7 +75,7 @@ class ShopifyClient:
     def execute(self, document: str, variables: dict | None = None) -> Answer:
         """Send one document; its answer, or `ShopifyCallError` saying why there is none."""
         cost = requested_cost(document, variables)
-        wait = self.context.acquire(cost)
+        wait = self.context.acquire(cost, spend=expected_spend(document, variables))
         if wait > 0:
             raise ShopifyCallError(Outcome.THROTTLED, "rate_limited", f"cost bucket needs {wait:.2f}s for {cost} points", wait)
         body = json.dumps({"query": document, "variables": variables or {}}, separators=(",", ":")).encode()

@@ -65,6 +65,21 @@ def requested_cost(document: str, variables: dict | None = None) -> int:
     return total
 
 
+def expected_spend(document: str, variables: dict | None = None) -> int:
+    """Points `document` is expected to keep after Shopify's refund: 10 per mutation field
+    (our payloads select `userErrors` only, which cost nothing when they come back empty);
+    for a query, its requested cost (what it returns is not known before it runs). The rate
+    limiter spaces refused calls by it."""
+    requested = requested_cost(document, variables)
+    mutations = sum(
+        1
+        for definition in _parsed(document).definitions
+        if isinstance(definition, OperationDefinitionNode) and definition.operation is OperationType.MUTATION
+        for selection in definition.selection_set.selections if isinstance(selection, FieldNode)
+    )
+    return min(requested, mutations * MUTATION_COST) if mutations else requested
+
+
 def linear_capacity(cost_of, limit: int, ceiling: int) -> int:
     """How many elements (at most `ceiling`) fit in one document under `limit` points, for a
     document whose cost grows linearly with its element count (`cost_of(n)`)."""

@@ -220,7 +220,7 @@ class FakeContext:
     paused: list[float] = field(default_factory=list)
     cache: dict = field(default_factory=dict)
 
-    def acquire(self, cost=1.0, *, bucket="default"):
+    def acquire(self, cost=1.0, *, bucket="default", spend=None):
         self.acquired.append(cost)
         return self.waits.pop(0) if self.waits else 0.0
 
