@@ -2,7 +2,8 @@
 """Issue 3's burst: 10,000 price changes across 1,000 products (10 variants each) into a
 Shopify Standard-plan sandbox store, measured against the floor its cost bucket sets.
 
-    python benchmarks/shopify_burst.py [--naive-changes 1000 | --naive-all] [--drain-timeout 300]
+    python benchmarks/shopify_burst.py [--naive-changes 1000 | --naive-all] [--skip-naive]
+                                       [--order catalog|shuffled] [--drain-timeout 300]
 
 Also run by `make bench` (benchmarks/run.py calls `measure` on its own process stack, after
 its other measurements; `--skip shopify` leaves it out). Standalone it derives its database
@@ -23,6 +24,8 @@ through `syncsvc.processes.ProcessStack`.
    bulk price service the API uses (`prices_bulk_set`); drain = from that commit to the moment
    the store shows the last new price (the newest `updated_at` of the 10,000 items; polled,
    bounded by --drain-timeout). Calls and THROTTLED answers from the store's `stats`.
+   `--order shuffled` commits the same changes in no particular order, as a PIM export might:
+   the flush claims marks in commit order, so a batch then spans many products.
 4. Floor: the cheapest valid call plan is one `productVariantsBulkUpdate` per product (10
    points actual; the requested cost, per the adapter's cost calculator, is charged up front
    and refunded to actual). floor = (points the plan spends + the last call's up-front surplus
@@ -45,11 +48,11 @@ import argparse
 import json
 import math
 import os
+import random
 import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -61,9 +64,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import requests  # noqa: E402
+import requests
 
-from syncsvc.celery import app  # noqa: E402
+from syncsvc.celery import app
 
 PRODUCTS = 1_000
 VARIANTS_PER_PRODUCT = 10
@@ -218,7 +221,8 @@ def shopify_naive_push(channel_id: int, variant_id: int, change_id: int, run_key
     url = f"{channel.base_url.rstrip('/')}/admin/api/{version}/graphql.json"
     body = json.dumps({
         "query": prices_update(1),
-        "variables": {"product0": ids["product_id"], "variants0": [{"id": ids["variant_id"], "price": str(snapshot.price)}]},
+        "variables": {"product0": ids["product_id"],
+                      "variants0": [{"id": ids["variant_id"], "price": str(snapshot.price)}]},
     }, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json",
                "X-Shopify-Access-Token": channel.credentials.get("access_token", "")}
@@ -262,6 +266,7 @@ def shopify_naive_push(channel_id: int, variant_id: int, change_id: int, run_key
 @dataclass
 class EngineResult:
     changes: int
+    order: str  # of the changes in the commit: catalog | shuffled
     commit_s: float  # the bulk service call, commit included
     drain_s: float  # commit -> the store shows the last new price
     first_call_s: float  # commit -> the first price call reached the store
@@ -321,10 +326,11 @@ class BurstResult:
 
         rows = [
             ["drain: commit → the store shows all new prices", f"{e.drain_s:,.1f} s",
-             f"{e.changes:,} changes in one `POST /prices/bulk/`-equivalent commit ({e.commit_s:.2f} s); "
+             f"{e.changes:,} changes in one `prices_bulk_set` commit ({e.order} order, {e.commit_s:.2f} s); "
              f"first price call {e.first_call_s:.2f} s after the commit"],
             ["floor (cheapest valid call plan)", f"{e.floor.seconds:,.2f} s", e.floor.formula()],
-            ["drain / floor", f"{e.ratio:.3f}×", f"target ≤ {TARGET_FLOOR_RATIO:g}×: {verdict(e.ratio <= TARGET_FLOOR_RATIO)}"],
+            ["drain / floor", f"{e.ratio:.3f}×",
+             f"target ≤ {TARGET_FLOOR_RATIO:g}×: {verdict(e.ratio <= TARGET_FLOOR_RATIO)}"],
             ["calls to the store", f"{e.calls:,}",
              f"{e.price_calls:,} price documents carrying {e.mutations:,} `productVariantsBulkUpdate` "
              f"(one per product); {e.points_spent:,} points spent"],
@@ -336,8 +342,9 @@ class BurstResult:
         if n is not None:
             speedup = n.extrapolated_s / e.drain_s if e.drain_s else math.nan
             how = ("measured on all of them" if n.measured_all else
-                   f"extrapolated: {n.bucket_phase_s:.1f} s until the first THROTTLED answer ({n.bucket_phase_changes:,} "
-                   f"changes from the initial bucket), then the remaining {n.target - n.bucket_phase_changes:,} at the "
+                   f"extrapolated: {n.bucket_phase_s:.1f} s until the first THROTTLED answer "
+                   f"({n.bucket_phase_changes:,} changes from the initial bucket), then the remaining "
+                   f"{n.target - n.bucket_phase_changes:,} at the "
                    f"measured steady {n.steady_rate:.2f} changes/s")
             rows += [
                 [f"naive, measured ({n.changes:,} changes, one call each)", f"{n.drain_s:,.1f} s",
@@ -393,8 +400,9 @@ class Burst:
     """One burst run on a running stack (sandbox, sync worker, beat) and the caller's database."""
 
     def __init__(self, *, stack, sandbox_url: str, naive_changes: int, drain_timeout: float,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], order: str = "catalog") -> None:
         self.stack = stack
+        self.order = order
         self.stores = ShopifyStores(sandbox_url)
         self.naive_changes = naive_changes
         self.drain_timeout = drain_timeout
@@ -431,7 +439,8 @@ class Burst:
         for store in (self.engine_store, self.naive_store):
             self.stores.configure(store)
             self.stores.seed(store, products)
-        self.log(f"shopify: stores {self.engine_store} and {self.naive_store} seeded ({time.monotonic() - began:.1f} s)")
+        self.log(f"shopify: stores {self.engine_store} and {self.naive_store} seeded "
+                 f"({time.monotonic() - began:.1f} s)")
 
     def channel(self, store: str, *, enabled: bool):
         """A Shopify channel on `store` with its listings warmed from the store's own ids."""
@@ -493,7 +502,10 @@ class Burst:
         expected = {sku: Decimal(20 + index % 7000) + Decimal(index % 100) / 100
                     for index, (_, sku, _) in enumerate(self.variants)}
         rows = [services.PriceRow(sku=sku, price=expected[sku]) for _, sku, _ in self.variants]
-        self.log(f"shopify: committing {len(rows):,} price changes (clock starts at the commit) ...")
+        if self.order == "shuffled":  # as a PIM export in no particular order would send them
+            random.Random(PRODUCTS).shuffle(rows)
+        self.log(f"shopify: committing {len(rows):,} price changes in {self.order} order "
+                 "(the clock starts at the commit) ...")
         cpu_before = self.worker_cpu()
         called = time.time()
         with CommitClock() as clock:
@@ -502,7 +514,7 @@ class Burst:
         if result.changed != len(rows):
             raise BurstError(f"the bulk price service changed {result.changed} of {len(rows)} prices")
         pending = SyncMark.objects.pending().filter(channel=channel)
-        shown, last_shown = self._wait_shown(self.engine_store, expected, committed,
+        shown, last_shown = self._wait_shown(self.engine_store, expected, self.timeout(floor),
                                              engine_done=lambda: not pending.exists())
         worker_cpu = self.worker_cpu() - cpu_before
         after = self.stores.stats(self.engine_store)
@@ -516,7 +528,7 @@ class Burst:
         deferred = attempts.filter(status=SyncAttempt.Status.THROTTLED).count()
         batches = attempts.values("started_at").distinct().count()  # one start time per push
         return EngineResult(
-            changes=len(rows), commit_s=committed - called, drain_s=last_shown - committed,
+            changes=len(rows), order=self.order, commit_s=committed - called, drain_s=last_shown - committed,
             first_call_s=(min(e["ts"] for e in ok_entries) - committed) if ok_entries else math.nan,
             calls=after["calls"] - before["calls"], throttled=after["throttled"] - before["throttled"],
             points_spent=after["points_spent"] - before["points_spent"], price_calls=len(ok_entries),
@@ -525,11 +537,15 @@ class Burst:
             verified=f"all {len(shown):,} variants in the store show the DB's price",
         )
 
-    def _wait_shown(self, store: str, expected: dict[str, Decimal], committed: float,
+    def timeout(self, floor: Floor, share: float = 1.0) -> float:
+        """How long a drain may take: --drain-timeout, or three times its floor if longer."""
+        return max(self.drain_timeout, 3 * floor.seconds * share)
+
+    def _wait_shown(self, store: str, expected: dict[str, Decimal], timeout: float,
                     engine_done: Callable[[], bool]) -> tuple[dict[str, dict], float]:
         """Poll until the store shows every expected price (checked in the store once the
         senders say they are done); the store items and when it showed the last of them."""
-        deadline = time.monotonic() + self.drain_timeout
+        deadline = time.monotonic() + timeout
         wrong: list[str] = []
         while True:
             if engine_done():
@@ -542,7 +558,7 @@ class Burst:
             if time.monotonic() > deadline:
                 sample = [(sku, (self.stores.items(store).get(sku) or {}).get("price"), str(expected[sku]))
                           for sku in wrong[:3]]
-                raise BurstError(f"{store} did not show every new price within {self.drain_timeout:.0f} s "
+                raise BurstError(f"{store} did not show every new price within {timeout:.0f} s "
                                  f"({len(wrong) if wrong else 'unknown number'} wrong, e.g. {sample}); worker log:\n"
                                  f"{self.stack.children['worker'].log_tail(15)}")
             time.sleep(POLL_S)
@@ -589,7 +605,8 @@ class Burst:
         redis = get_redis()
         redis.delete(key)
         sent: list[int] = []
-        give_up_at = time.time() + self.drain_timeout
+        timeout = self.timeout(floor, share=len(slice_) / target)
+        give_up_at = time.time() + timeout
 
         def on_changes(sender, changes, **kwargs):
             rows = [(c.pk, c.variant_id) for c in changes]
@@ -613,7 +630,7 @@ class Burst:
                 finally:
                     changes_recorded.disconnect(dispatch_uid="bench.shopify_naive")
             committed = clock.at or time.time()
-            shown, last_shown = self._wait_shown(self.naive_store, expected, committed,
+            _, last_shown = self._wait_shown(self.naive_store, expected, timeout,
                                                  engine_done=lambda: redis.llen(key) >= len(sent))
             after = self.stores.stats(self.naive_store)
         finally:
@@ -635,7 +652,7 @@ class Burst:
         if len(slice_) >= target:
             extrapolated = last_shown - committed
         else:
-            extrapolated = phase_s + (target - phase_n) / steady if steady == steady else math.nan
+            extrapolated = phase_s + (target - phase_n) / steady if not math.isnan(steady) else math.nan
         return NaiveResult(
             changes=len(slice_), drain_s=last_shown - committed, calls=after["calls"] - before["calls"],
             throttled=after["throttled"] - before["throttled"], tasks=len(records), failed=len(failed),
@@ -664,17 +681,18 @@ class Burst:
         finally:
             # What our changes still owe the paused channels (and ours) is no part of what follows.
             SyncMark.objects.filter(variant_id__in=[pk for pk, _, _ in self.variants]).delete()
-            Channel.objects.filter(name__startswith=f"shopify-burst-").filter(
+            Channel.objects.filter(name__startswith="shopify-burst-").filter(
                 name__contains=self.run_id).update(enabled=False)
             Channel.objects.filter(pk__in=self.paused).update(enabled=True)
 
 
 def measure(*, stack, sandbox_url: str, naive_changes: int = NAIVE_DEFAULT_CHANGES, drain_timeout: float = 300.0,
-            with_naive: bool = True, log: Callable[[str], None] = print) -> BurstResult:
+            with_naive: bool = True, order: str = "catalog", log: Callable[[str], None] = print) -> BurstResult:
     """Run the burst on a running stack (sandbox, sync worker and beat) and the Django database
-    it serves; raises `BurstError` when something did not drain or was lost."""
+    it serves; raises `BurstError` when something did not drain or was lost. `order`: the
+    changes' order in the commit, `catalog` (product by product) or `shuffled`."""
     burst = Burst(stack=stack, sandbox_url=sandbox_url, naive_changes=naive_changes, drain_timeout=drain_timeout,
-                  log=log)
+                  log=log, order=order)
     return burst.run(with_naive=with_naive)
 
 
@@ -687,13 +705,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"changes the naive strategy runs, then extrapolated ({NAIVE_DEFAULT_CHANGES:,})")
     parser.add_argument("--naive-all", action="store_true", help="run the naive strategy on all 10,000 (~17 min)")
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--drain-timeout", type=float, default=None,
-                        help="seconds each drain may take (300; 1,500 with --naive-all)")
+    parser.add_argument("--order", choices=["catalog", "shuffled"], default="catalog",
+                        help="the changes' order in the commit: product by product (default), or shuffled")
+    parser.add_argument("--drain-timeout", type=float, default=300.0,
+                        help="seconds each drain may take at least (300; three times its floor if longer)")
     args = parser.parse_args(argv)
     if args.naive_all:
         args.naive_changes = PRODUCTS * VARIANTS_PER_PRODUCT
-    if args.drain_timeout is None:
-        args.drain_timeout = 1500.0 if args.naive_all else 300.0
     return args
 
 
@@ -729,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_worker(concurrency=SYNC_CONCURRENCY)
         stack.start_beat()
         result = measure(stack=stack, sandbox_url=sandbox_url, naive_changes=args.naive_changes,
-                         drain_timeout=args.drain_timeout, with_naive=not args.skip_naive,
+                         drain_timeout=args.drain_timeout, with_naive=not args.skip_naive, order=args.order,
                          log=lambda m: print(m, flush=True))
     except BurstError as exc:
         print(f"shopify: error: {exc}", file=sys.stderr, flush=True)

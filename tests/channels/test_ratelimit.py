@@ -1,6 +1,7 @@
 """The global adaptive token bucket, against the real Redis."""
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import pytest
@@ -65,7 +66,7 @@ def test_refused_calls_queue_behind_each_other_by_what_they_spend(key):
     # then: the first comes back when its 110 are there, each next one 100 points (1 s) later,
     # instead of all three at once (when only one of them could go)
     assert 1.05 < waits[0] <= 1.1
-    assert [round(later - earlier, 1) for earlier, later in zip(waits, waits[1:])] == [1.0, 1.0]
+    assert [round(later - earlier, 1) for earlier, later in itertools.pairwise(waits)] == [1.0, 1.0]
 
 
 def test_a_full_bucket_forgets_a_queue_nobody_came_back_for(key):

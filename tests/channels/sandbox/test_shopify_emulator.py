@@ -180,6 +180,26 @@ def test_price_bulk_update_lands_and_counts_one_write_per_variant(control, admin
     assert (shown["price"], shown["compare_at_price"], shown["writes"]) == ("12.50", "15.00", 1)
 
 
+def test_seeded_skus_with_one_product_handle_are_variants_of_one_product_updated_in_one_call(control, admin, store):
+    # given: three sizes seeded as one product (by handle), and a SKU of a product of its own
+    sizes = [
+        control.put_item("shopify", store, f"TEE-{size}", price="10.00", title="Tee", product="tee")
+        for size in ("S", "M", "L")
+    ]
+    single = seed(control, store, "MUG-1")
+
+    # when: one call sets all three sizes' prices
+    body = admin.graphql(
+        BULK_UPDATE,
+        {"productId": sizes[0]["product_id"], "variants": [{"id": item["variant_id"], "price": "12"} for item in sizes]},
+    )
+
+    # then: they share the product, each is updated; the other SKU stayed a product apart
+    assert payload(body, "productVariantsBulkUpdate")["userErrors"] == []
+    assert len({item["product_id"] for item in sizes}) == 1 and single["product_id"] != sizes[0]["product_id"]
+    assert [control.item("shopify", store, f"TEE-{size}")["price"] for size in ("S", "M", "L")] == ["12.00"] * 3
+
+
 def test_bulk_update_reports_per_variant_user_errors_and_applies_nothing_by_default(control, admin, store):
     # given
     mug = seed(control, store, "MUG-1")
