@@ -163,10 +163,18 @@ def marks_clear(*, mark_ids: Sequence[int], claimer: str, hot_delay_s: float = 0
     settled = SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer, version=F("claimed_version")).update(
         **released, due_at=None, delivered_at=now
     )
-    SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).update(
-        **released, due_at=now + timedelta(seconds=hot_delay_s)
-    )
+    if settled < len(mark_ids):  # usually none is left: skip the statement
+        SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).update(
+            **released, due_at=now + timedelta(seconds=hot_delay_s)
+        )
     return settled
+
+
+def marks_drop(*, mark_ids: Sequence[int], claimer: str) -> int:
+    """Delete claimed marks that are owed nothing any more (their variant is gone)."""
+    if not mark_ids:
+        return 0
+    return SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).delete()[0]
 
 
 def marks_prune_settled(*, older_than_s: float, batch: int = 5000) -> int:
@@ -203,6 +211,13 @@ def marks_give_up(*, mark_ids: Sequence[int], claimer: str, error: str) -> None:
     SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).update(
         claimed_by=None, lease_until=None, claimed_version=None, last_error=error[:255], failed_at=timezone.now()
     )
+
+
+def marks_of_deleted_channels_drop(*, channel_ids: Sequence[int]) -> int:
+    """Delete the marks of channels that no longer exist. The ORM cascades a channel's delete;
+    the table has no foreign keys (migration 0004) to catch a raw one, or a fan-out that read
+    the channel just before it went."""
+    return SyncMark.objects.filter(channel_id__in=channel_ids).delete()[0] if channel_ids else 0
 
 
 def channels_with_due_marks() -> list[int]:

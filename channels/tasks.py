@@ -4,7 +4,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from .marks import channels_with_due_marks, marks_prune_settled, next_due_in
+from .marks import channels_with_due_marks, marks_of_deleted_channels_drop, marks_prune_settled, next_due_in
 from .models import Channel
 from .services.flush import REQUEUE_HORIZON_S, flush_channel
 from .services.inbound import inbound_due, inbound_event_process
@@ -19,8 +19,7 @@ def flush(channel_id: int, enqueued_at: float | None = None) -> None:
     # While this flush ran, its wake flag kept commits from queueing more flushes of the same
     # channel (this one picks their marks up). Clear it, then look again: a mark committed
     # after the last claim is due now and nobody else was woken for it.
-    wake_flag_clear(channel_id)
-    wake_flag_clear(channel_id, delayed=True)
+    wake_flag_clear(channel_id, both=True)
     if outcome.stopped:
         return
     due_in = 0.0 if outcome.requeue_in == 0 else next_due_in(channel_id=channel_id)
@@ -33,7 +32,9 @@ def sweep() -> int:
     """Re-wake every enabled channel whose due marks have no flush in flight (lost wake-ups,
     leases of killed flushers, backoffs that ended)."""
     due = set(channels_with_due_marks())
-    enabled = set(Channel.objects.filter(pk__in=due, enabled=True).values_list("pk", flat=True))
+    known = dict(Channel.objects.filter(pk__in=due).values_list("pk", "enabled"))
+    marks_of_deleted_channels_drop(channel_ids=sorted(due - set(known)))
+    enabled = {pk for pk, is_enabled in known.items() if is_enabled}
     return sum(wake_channel(pk) for pk in sorted(enabled))
 
 
@@ -50,10 +51,10 @@ def prune_settled() -> int:
     name="channels.inbound_process", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
     autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
 )
-def inbound_process(event_id: int) -> None:
+def inbound_process(event_id: int) -> str | None:
     """Apply one stored inbound event (a deadlock or a dropped connection is retried; the
     sweep picks up whatever is still unapplied)."""
-    inbound_event_process(event_id=event_id)
+    return inbound_event_process(event_id=event_id)
 
 
 @shared_task(name="channels.inbound_sweep", ignore_result=True)

@@ -39,8 +39,10 @@ def wake_channel(channel_id: int, *, countdown: float = 0.0) -> bool:
         return False
 
 
-def wake_flag_clear(channel_id: int, *, delayed: bool = False) -> None:
+def wake_flag_clear(channel_id: int, *, delayed: bool = False, both: bool = False) -> None:
+    """Clear the channel's wake flag (`both`: the immediate and the delayed one, in one call)."""
+    flags = [_flag(channel_id), _flag(channel_id, delayed=True)] if both else [_flag(channel_id, delayed=delayed)]
     try:
-        get_redis().delete(_flag(channel_id, delayed=delayed))
+        get_redis().delete(*flags)
     except RedisError as exc:
         log.warning("wake flag for channel %s not cleared: %s", channel_id, exc)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone as dt_timezone
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from inventory.selectors import variants_snapshot
@@ -20,7 +21,15 @@ from ..adapters.base import ChannelConfig, Outcome, PushItem, PushResult
 from ..adapters.registry import adapter_class
 from ..context import RedisChannelContext
 from ..listings import listings_known, listings_record
-from ..marks import ClaimedMark, marks_claim, marks_clear, marks_give_up, marks_retry_later, next_due_in
+from ..marks import (
+    ClaimedMark,
+    marks_claim,
+    marks_clear,
+    marks_drop,
+    marks_give_up,
+    marks_retry_later,
+    next_due_in,
+)
 from ..models import Channel, SyncAttempt
 
 log = logging.getLogger(__name__)
@@ -92,15 +101,19 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
     return FlushOutcome(delivered, failed, requeue)
 
 
-def _items(channel: Channel, marks: list[ClaimedMark]) -> tuple[list[PushItem], dict[tuple[str, str], ClaimedMark]]:
+def _items(
+    channel: Channel, marks: list[ClaimedMark]
+) -> tuple[list[PushItem], dict[tuple[str, str], ClaimedMark], list[int]]:
+    """The items to push, the mark of each (by SKU and aspect), and the marks whose variant is gone."""
     variant_ids = {m.variant_id for m in marks}
     snapshots = variants_snapshot(variant_ids=variant_ids)
     known = listings_known(channel=channel, variant_ids=variant_ids)
-    items, by_key = [], {}
+    items, by_key, gone = [], {}, []
     for mark in marks:
         snapshot = snapshots.get(mark.variant_id)
         if snapshot is None:
-            continue  # deleted since: its marks go with it
+            gone.append(mark.id)
+            continue
         items.append(
             PushItem(
                 sku=snapshot.sku,
@@ -117,13 +130,19 @@ def _items(channel: Channel, marks: list[ClaimedMark]) -> tuple[list[PushItem], 
             )
         )
         by_key[(snapshot.sku, mark.aspect)] = mark
-    return items, by_key
+    return items, by_key, gone
 
 
 def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, int]:
     started_at = timezone.now()
-    items, by_key = _items(channel, marks)
-    if channel.mode == Channel.Mode.SHADOW:
+    items, by_key, gone = _items(channel, marks)
+    # The variant was deleted since: nothing to send. The ORM's cascade usually removed its
+    # marks already; one left behind (the table has no foreign keys, see migration 0004)
+    # would otherwise come due again at every lease.
+    marks_drop(mark_ids=gone, claimer=claimer)
+    if not items:
+        results = []
+    elif channel.mode == Channel.Mode.SHADOW:
         results = [PushResult(i.sku, i.aspect, Outcome.OK, code="shadow", acknowledged_at=timezone.now()) for i in items]
     else:
         results = adapter.push(items)
@@ -143,20 +162,24 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, 
         else:
             retry.append(mark.id)
             retry_delay = max(retry_delay, result.retry_after or 0.0, backoff_seconds(mark.attempts))
-    SyncAttempt.objects.bulk_create(attempts)
-    listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
-    marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
-    had_failed = {m.id for m in marks if m.attempts or m.last_error}
-    if had_failed.intersection(delivered):
-        SyncAttempt.objects.filter(
-            channel=channel, resolved_at__isnull=True, status__in=[SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED],
-            sku__in=[r.sku for r in results if r.ok],
-        ).update(resolved_at=timezone.now())
-    error = next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
-    marks_retry_later(mark_ids=throttled, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=False)
-    marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error)
-    for mark_id, result in give_up:
-        marks_give_up(mark_ids=[mark_id], claimer=claimer, error=f"{result.code}: {result.message}")
+    # The log, the listings and the marks' new states commit together: one commit (one WAL
+    # flush) per batch instead of one per statement, and a crash in between leaves the
+    # marks claimed, to be sent again when the lease ends, never settled without a log row.
+    with transaction.atomic():
+        SyncAttempt.objects.bulk_create(attempts)
+        listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
+        marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
+        had_failed = {m.id for m in marks if m.attempts or m.last_error}
+        if had_failed.intersection(delivered):
+            SyncAttempt.objects.filter(
+                channel=channel, resolved_at__isnull=True, status__in=[SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED],
+                sku__in=[r.sku for r in results if r.ok],
+            ).update(resolved_at=timezone.now())
+        error = next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
+        marks_retry_later(mark_ids=throttled, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=False)
+        marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error)
+        for mark_id, result in give_up:
+            marks_give_up(mark_ids=[mark_id], claimer=claimer, error=f"{result.code}: {result.message}")
     if len(delivered) < len(items):
         log.warning("channel %s: %d of %d items not delivered (%s)", channel.name, len(items) - len(delivered), len(items), error)
     return len(delivered), len(items) - len(delivered)

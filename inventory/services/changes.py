@@ -48,4 +48,5 @@ def _insert_postgres(ids: list[int], aspect: str, origin: str, now: datetime) ->
             [aspect, origin, now, int_array(ids)],
         )
         rows = cursor.fetchall()
-    return [Change.from_db(connection.alias, _FIELDS, (pk, variant_id, aspect, origin, now)) for pk, variant_id in rows]
+    alias, from_db = connection.alias, Change.from_db
+    return [from_db(alias, _FIELDS, (pk, variant_id, aspect, origin, now)) for pk, variant_id in rows]

@@ -23,9 +23,15 @@ def text_array(values: Iterable[str]) -> str:
 
 
 def time_array(values: Iterable[datetime]) -> str:
-    return "{" + ",".join(
-        '"' + (v if timezone.is_aware(v) else timezone.make_aware(v)).isoformat() + '"' for v in values
-    ) + "}"
+    # The rows of one write usually share one time: format each distinct value once.
+    texts: dict[datetime, str] = {}
+
+    def text(v: datetime) -> str:
+        if v not in texts:
+            texts[v] = '"' + (v if timezone.is_aware(v) else timezone.make_aware(v)).isoformat() + '"'
+        return texts[v]
+
+    return "{" + ",".join(map(text, values)) + "}"
 
 
 def int_list(joined: str | None) -> list[int]:
