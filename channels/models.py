@@ -71,8 +71,12 @@ class SyncMark(models.Model):
     after a send is recognised as hot and coalesced; a beat job prunes them.
     """
 
-    channel = models.ForeignKey(Channel, related_name="marks", on_delete=models.CASCADE)
-    variant = models.ForeignKey("inventory.Variant", related_name="+", on_delete=models.CASCADE)
+    # No database-level foreign keys (checked per inserted mark at commit: 60,000 trigger
+    # queries in a 10,000-row import, a third of its time) and no channel index of its own (the
+    # unique index leads with it). The ORM still cascades deletes; the flush drops marks of
+    # vanished variants and the sweep those of vanished channels.
+    channel = models.ForeignKey(Channel, related_name="marks", on_delete=models.CASCADE, db_constraint=False, db_index=False)
+    variant = models.ForeignKey("inventory.Variant", related_name="+", on_delete=models.CASCADE, db_constraint=False)
     aspect = models.CharField(max_length=16)
     version = models.BigIntegerField()
     # Commit time of the oldest change not yet delivered (latency is measured from it).

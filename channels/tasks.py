@@ -7,7 +7,7 @@ from django.db import OperationalError
 from .marks import channels_with_due_marks, marks_of_deleted_channels_drop, marks_prune_settled, next_due_in
 from .models import Channel
 from .services.flush import REQUEUE_HORIZON_S, flush_channel
-from .services.inbound import inbound_due, inbound_event_process
+from .services.inbound import inbound_event_process, inbound_process_due
 from .services.orders import reservations_expire
 from .services.polling import channels_to_poll, orders_poll
 from .wakeups import wake_channel, wake_flag_clear
@@ -59,11 +59,10 @@ def inbound_process(event_id: int) -> str | None:
 
 @shared_task(name="channels.inbound_sweep", ignore_result=True)
 def inbound_sweep() -> int:
-    """Queue the events stored but not applied: lost tasks, and those waiting for their order."""
-    due = inbound_due()
-    for event_id in due:
-        inbound_process.delay(event_id)
-    return len(due)
+    """Apply the events stored but not applied (lost tasks, events waiting for their order)
+    here, a bounded batch per run: one task per sweep, never one per event, so a backlog
+    cannot feed itself with re-queued duplicates."""
+    return inbound_process_due()
 
 
 @shared_task(name="channels.reservations_expire", ignore_result=True)

@@ -104,6 +104,22 @@ class ProcessStack:
             raise RuntimeError(self._why(name))
         return child
 
+    def start_web(self, *, name: str = "web", workers: int = 2, threads: int = 4) -> str:
+        """The Django app under gunicorn, as a deployment serves it; returns its base URL."""
+        port = free_port()
+        self.spawn(
+            name,
+            [sys.executable, "-m", "gunicorn", "syncsvc.wsgi:application", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+             "--access-logfile", "-", "--graceful-timeout", "5"],
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(url + "/health/") or not self.children[name].alive(), timeout=30,
+                 message=self._why(name))
+        if not self.children[name].alive():
+            raise RuntimeError(self._why(name))
+        return url
+
     def start_beat(self, *, name: str = "beat") -> Child:
         schedule = self.log_dir / f"{name}-schedule"
         return self.spawn(

@@ -59,6 +59,7 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.db import connection
 
     env = {**os.environ, **TEST_CLOCKS, "DATABASE_URL": database_url_for(connection.settings_dict)}
+    _purge_queues()
     processes = ProcessStack(env=env, log_dir=tmp_path_factory.mktemp("stack"))
     try:
         url = processes.start_sandbox()
@@ -67,6 +68,28 @@ def stack(django_db_setup, django_db_blocker, tmp_path_factory):
         yield Stack(processes, url, SandboxControl(url))
     finally:
         processes.stop()
+
+
+def _purge_queues() -> None:
+    """Tasks an earlier, interrupted run left in the test broker would run against this run's
+    database (and queue ahead of its own): start with empty queues."""
+    from syncsvc.celery import app
+    from syncsvc.processes import QUEUES
+
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        for queue in QUEUES.split(","):
+            try:
+                channel.queue_purge(queue)
+            except Exception:  # a broker that never declared the queue has nothing in it
+                pass
+
+
+@pytest.fixture(scope="session")
+def web_url(stack) -> str:
+    """A syncsvc web server (gunicorn, as deployed) on the test database: where the sandbox
+    stores post their webhooks. Started on first use."""
+    return stack.processes.start_web()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ crash halfway leaves the event to be processed again by the sweep.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -107,7 +108,7 @@ def inbound_event_process(*, event_id: int) -> str | None:
     """Apply a stored event once. Returns its new status, or None when it was not due."""
     with transaction.atomic():
         event = (
-            InboundEvent.objects.select_for_update(skip_locked=True)
+            InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("channel")
             .filter(pk=event_id, status=InboundEvent.Status.RECEIVED)
             .first()
@@ -185,11 +186,20 @@ def _stock_report_note(channel: Channel, report: StockReport) -> str:
     )
 
 
-def inbound_due(*, older_than_s: float = 5.0, limit: int = 1000) -> list[int]:
-    """Events stored but not applied for a while: their task was lost, or they wait."""
+def inbound_process_due(*, older_than_s: float = 5.0, limit: int = 500, budget_s: float = 5.0) -> int:
+    """Apply events stored but not applied for a while (their task was lost, or they wait
+    for their order), oldest first, for at most `budget_s`. Returns how many were applied."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    return list(
+    due = list(
         InboundEvent.objects.filter(status=InboundEvent.Status.RECEIVED, received_at__lt=cutoff)
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
+    deadline = time.monotonic() + budget_s
+    applied = 0
+    for event_id in due:
+        if time.monotonic() > deadline:
+            break
+        status = inbound_event_process(event_id=event_id)
+        applied += status not in (None, InboundEvent.Status.RECEIVED)
+    return applied

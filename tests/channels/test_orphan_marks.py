@@ -1,7 +1,7 @@
 """Marks left behind by a delete the ORM did not cascade are cleaned up, not retried forever.
 
-On PostgreSQL the marks table has no foreign keys (channels migration 0004: their checks were
-most of a bulk import's commit), so a raw SQL delete can leave marks behind.
+The marks table has no database foreign keys (channels migration 0004: on PostgreSQL their
+checks were a third of a bulk import), so a raw SQL delete can leave marks behind.
 """
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from channels.services.flush import flush_channel
 from channels.tasks import sweep
 from tests.factories import ChannelFactory, product_with_variants
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="SQLite keeps its foreign keys"),
-]
+pytestmark = pytest.mark.django_db
 
 
 def _raw_delete(table: str, pk: int) -> None:

@@ -52,6 +52,7 @@ def test_a_magento_sale_is_polled_and_reserved_until_paid(live, store_name):
     channel = sandbox_channel(live, "magento", store_name)
     live.sandbox.put_item("magento", store_name, "MAG-1", price="10.00", available=6, title="MAG-1")
     product_with_variants(handle="mag", skus=["MAG-1"], stock=6)
+    wait_until(lambda: live.sandbox.item("magento", store_name, "MAG-1")["available"] == 6, message="not seeded")
 
     # when: a customer orders on the storefront (state "new": not invoiced yet)
     live.sandbox.sales("magento", store_name, sku="MAG-1", quantity=2)

@@ -25,9 +25,9 @@ SECRET = "whsec-test"
 
 
 @pytest.fixture
-def receiver(live, live_server) -> str:
+def receiver(live, web_url) -> str:
     """The base URL of a syncsvc web server the sandbox stores can post their webhooks to."""
-    return live_server.url
+    return web_url
 
 
 def _stock(sku: str) -> tuple[int, int]:
@@ -50,6 +50,12 @@ def _shopify_store(live, receiver, store_name, sku, available, **settings):
     return channel
 
 
+def _wait_shown(live, sku: str, expected: dict[tuple[str, str], int]) -> None:
+    """Until every (kind, store) shows its expected quantity: the catalog's first pushes are done."""
+    wait_until(lambda: all((live.sandbox.item(kind, store, sku) or {}).get("available") == units
+                           for (kind, store), units in expected.items()), message=f"{sku} never shown as {expected}")
+
+
 def _order_event(channel) -> InboundEvent:
     return wait_until(
         lambda: InboundEvent.objects.filter(channel=channel, topic="orders/create").first(), message="no order webhook"
@@ -63,8 +69,8 @@ def test_two_sales_on_two_channels_at_once_both_count_and_a_third_channel_sees_t
     live.sandbox.put_item("amazon", f"{store_name}-a", "LAST-1", price="10.00", available=5, title="LAST-1")
     webhook_channel(live, f"{store_name}-w", safety_stock=1)
     product_with_variants(handle="last", skus=["LAST-1"], stock=5)
-    wait_until(lambda: (live.sandbox.item("webhook", f"{store_name}-w", "LAST-1") or {}).get("available") == 4,
-               message="the webhook channel never saw 5 - 1")
+    _wait_shown(live, "LAST-1", {("shopify", f"{store_name}-s"): 5, ("amazon", f"{store_name}-a"): 5,
+                                 ("webhook", f"{store_name}-w"): 4})
 
     # when: each store sells one unit, within 100 ms of each other
     threads = [
@@ -94,6 +100,7 @@ def test_a_webhook_delivered_three_times_is_applied_once(live, receiver, store_n
     # given
     channel = _shopify_store(live, receiver, store_name, "DUP-1", 10)
     product_with_variants(handle="dup", skus=["DUP-1"], stock=10)
+    _wait_shown(live, "DUP-1", {("shopify", store_name): 10})
 
     # when: the store delivers its orders/create three times (same X-Shopify-Event-Id)
     live.sandbox.sales("shopify", store_name, sku="DUP-1", quantity=2, deliveries=3)
@@ -110,6 +117,7 @@ def test_woocommerce_order_webhook_is_a_sale(live, receiver, store_name):
     sandbox_channel(live, "woocommerce", store_name, receiver_url=receiver)
     live.sandbox.put_item("woocommerce", store_name, "WOO-1", price="10.00", available=4, title="WOO-1")
     product_with_variants(handle="woo", skus=["WOO-1"], stock=4)
+    _wait_shown(live, "WOO-1", {("woocommerce", store_name): 4})
 
     # when
     live.sandbox.sales("woocommerce", store_name, sku="WOO-1", quantity=1, deliveries=2)
@@ -166,6 +174,7 @@ def test_reservation_then_cancel_releases_the_units(live, receiver, store_name):
     # given: the channel sells units only when the order is fulfilled; until then they are held
     channel = _shopify_store(live, receiver, store_name, "RES-1", 5, commit_on="fulfilled")
     product_with_variants(handle="res", skus=["RES-1"], stock=5)
+    _wait_shown(live, "RES-1", {("shopify", store_name): 5})
     live.sandbox.sales("shopify", store_name, sku="RES-1", quantity=2)
     wait_until(lambda: _stock("RES-1") == (5, 2), message="the order was not reserved")
 
@@ -183,6 +192,7 @@ def test_an_expired_reservation_is_released_by_beat(live, receiver, store_name):
     # given
     channel = _shopify_store(live, receiver, store_name, "EXP-1", 5, commit_on="fulfilled", reservation_ttl_s=1)
     product_with_variants(handle="exp", skus=["EXP-1"], stock=5)
+    _wait_shown(live, "EXP-1", {("shopify", store_name): 5})
 
     # when
     live.sandbox.sales("shopify", store_name, sku="EXP-1", quantity=1)
@@ -198,6 +208,7 @@ def test_a_refund_with_restock_returns_the_units_once(live, receiver, store_name
     # given: a sale
     channel = _shopify_store(live, receiver, store_name, "REF-1", 5)
     product_with_variants(handle="ref", skus=["REF-1"], stock=5)
+    _wait_shown(live, "REF-1", {("shopify", store_name): 5})
     live.sandbox.sales("shopify", store_name, sku="REF-1", quantity=2)
     wait_until(lambda: _stock("REF-1") == (3, 0), message="the sale was not applied")
     order = json.loads(_order_event(channel).body)
