@@ -49,7 +49,9 @@ def _parse_time(value) -> datetime:
     return timezone.make_aware(value, dt_timezone.utc) if timezone.is_naive(value) else value
 
 
-def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[tuple[int, int, datetime]]) -> None:
+def marks_upsert(
+    *, channel_ids: Sequence[int], aspect: str, changes: Sequence[tuple[int, int, datetime]], urgent: bool = False
+) -> None:
     """Owe `aspect` of these variants to these channels: one mark each, coalesced.
 
     `changes` are (variant_id, change_id, committed_at). An existing mark takes the newer
@@ -60,6 +62,8 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
     - a mark settled less than the hot window ago is due when the window ends (a SKU edited
       in a burst becomes a few writes);
     - otherwise it is due now.
+    `urgent` (low stock) skips the hot window, and pulls a pending mark waiting out one in to
+    now; a mark in retry backoff still keeps its time.
     Latency is measured from `first_committed_at`, the oldest change not yet delivered: it
     restarts when a settled mark is owed again, or when the first change lands while the
     mark is in flight (the flush is delivering the older state).
@@ -68,8 +72,12 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
         return
     now = timezone.now()
     hot_s = settings.SYNCSVC["HOT_COALESCE_S"]
-    hot_cutoff, hot_due = _db_time(now - timedelta(seconds=hot_s)), _db_time(now + timedelta(seconds=hot_s))
+    hot_cutoff = _db_time(now - timedelta(seconds=hot_s))
+    hot_due = _db_time(now if urgent else now + timedelta(seconds=hot_s))
     greatest = "GREATEST" if _is_postgres() else "MAX"
+    # Pending and waiting out a hot window (no failed attempt yet): an urgent change goes now.
+    pull_in = "WHEN m.due_at IS NOT NULL AND m.attempts = 0 AND m.due_at > %s THEN %s" if urgent else ""
+    conflict_params = ([_db_time(now), _db_time(now)] if urgent else []) + [hot_cutoff, hot_due]
     conflict = f"""
         ON CONFLICT (channel_id, variant_id, aspect) DO UPDATE SET
             version = {greatest}(m.version, excluded.version),
@@ -80,6 +88,7 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
                 ELSE m.first_committed_at END,
             due_at = CASE
                 WHEN m.failed_at IS NOT NULL THEN excluded.due_at
+                {pull_in}
                 WHEN m.due_at IS NOT NULL THEN m.due_at
                 WHEN m.delivered_at > %s THEN %s
                 ELSE excluded.due_at END,
@@ -102,7 +111,7 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
                 {conflict}
                 """,
                 [aspect, now, int_array(variant_ids), int_array(versions), time_array(times), int_array(channel_ids),
-                 hot_cutoff, hot_due],
+                 *conflict_params],
             )
         else:
             rows = json.dumps([[v, c, _db_time(t)] for v, c, t in changes])
@@ -115,7 +124,7 @@ def marks_upsert(*, channel_ids: Sequence[int], aspect: str, changes: Sequence[t
                  WHERE true
                 {conflict}
                 """,
-                [aspect, _db_time(now), rows, json.dumps(list(channel_ids)), hot_cutoff, hot_due],
+                [aspect, _db_time(now), rows, json.dumps(list(channel_ids)), *conflict_params],
             )
 
 

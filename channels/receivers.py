@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import transaction
+
+from inventory.selectors import stock_by_variant
 
 from .adapters.registry import UnknownChannelKind, adapter_class
 from .marks import marks_upsert
@@ -18,6 +21,15 @@ def _aspects_of(kind: str) -> frozenset[str]:
         return frozenset({"price", "inventory", "content"})
 
 
+def _split_low_stock(rows: list) -> tuple[list, list]:
+    """Stock changes of SKUs at or under the low-stock level go at once (no coalescing
+    window): the last units are where an oversell happens."""
+    level = settings.SYNCSVC["LOW_STOCK_UNITS"]
+    stock = stock_by_variant(variant_ids={row[0] for row in rows})
+    low = {pk for pk, (on_hand, reserved) in stock.items() if on_hand - reserved <= level}
+    return [row for row in rows if row[0] in low], [row for row in rows if row[0] not in low]
+
+
 def on_changes_recorded(sender, changes, **kwargs) -> None:
     """Upsert marks in the writing transaction (so they commit or roll back with the data);
     wake the channels only once it has committed. Disabled channels get marks too, so
@@ -29,7 +41,9 @@ def on_changes_recorded(sender, changes, **kwargs) -> None:
     to_wake: set[int] = set()
     for aspect, rows in by_aspect.items():
         channel_ids = [pk for pk, kind, _ in channels if aspect in _aspects_of(kind)]
-        marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=rows)
+        low, normal = _split_low_stock(rows) if aspect == "inventory" else ([], rows)
+        marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=normal)
+        marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=low, urgent=True)
         to_wake.update(pk for pk, kind, enabled in channels if enabled and pk in channel_ids)
     if to_wake:
         transaction.on_commit(lambda: [wake_channel(pk) for pk in sorted(to_wake)])

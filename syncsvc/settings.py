@@ -159,6 +159,8 @@ SYNCSVC = {
     # long before the next send, so a burst of edits becomes a few writes, while the first
     # change of a quiet SKU still goes at once.
     "HOT_COALESCE_S": env.float("SYNCSVC_HOT_COALESCE_S", default=0.25),
+    # Stock at or under this many sellable units is pushed at once, never held in a window.
+    "LOW_STOCK_UNITS": env.int("SYNCSVC_LOW_STOCK_UNITS", default=5),
     # Inbound webhooks: the largest body accepted (413 beyond), how often stored events that
     # are not applied yet are picked up again, how often expired reservations are released.
     "INBOUND_MAX_BYTES": env.int("SYNCSVC_INBOUND_MAX_BYTES", default=1024 * 1024),

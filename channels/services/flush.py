@@ -31,6 +31,7 @@ from ..marks import (
     next_due_in,
 )
 from ..models import Channel, SyncAttempt
+from ..safety import shown_quantities
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,12 @@ def _items(
     variant_ids = {m.variant_id for m in marks}
     snapshots = variants_snapshot(variant_ids=variant_ids)
     known = listings_known(channel=channel, variant_ids=variant_ids)
+    # What the channel is shown (its locations, its safety stock, sized or not), for the
+    # stock items; other aspects carry the plain figure.
+    stock_ids = [m.variant_id for m in marks if m.aspect == "inventory" and m.variant_id in snapshots]
+    shown = shown_quantities(
+        channel, {pk: (snapshots[pk].on_hand, snapshots[pk].reserved) for pk in stock_ids}, stock_ids
+    ) if stock_ids else {}
     items, by_key, gone = [], {}, []
     for mark in marks:
         snapshot = snapshots.get(mark.variant_id)
@@ -121,7 +128,7 @@ def _items(
                 version=mark.version,
                 price=snapshot.price,
                 compare_at_price=snapshot.compare_at_price,
-                available=channel.shown_available(snapshot.sellable),
+                available=shown[mark.variant_id] if mark.variant_id in shown else channel.shown_available(snapshot.sellable),
                 handle=snapshot.handle,
                 title=snapshot.title,
                 description=snapshot.description,

@@ -121,6 +121,23 @@ def test_a_sku_changed_right_after_a_send_waits_out_the_hot_window(settings):
     assert marks_claim(channel_id=channel.pk, claimer="me", limit=10, lease_s=60) == []
 
 
+@pytest.mark.parametrize("stock, due_at_once", [(100, False), (6, False), (5, True), (1, True)])
+def test_a_stock_change_to_low_stock_skips_the_hot_window(settings, stock, due_at_once):
+    # given: stock just delivered; the low-stock level is 5 sellable units
+    settings.SYNCSVC.update(HOT_COALESCE_S=5.0, LOW_STOCK_UNITS=5)
+    channel = ChannelFactory()
+    product_with_variants(skus=["L-1"], stock=stock + 1)
+    claimed = marks_claim(channel_id=channel.pk, claimer="me", limit=10, lease_s=60)
+    marks_clear(mark_ids=[m.id for m in claimed], claimer="me")
+
+    # when: one unit sells, right after the send
+    services.stock_adjust(sku="L-1", delta=-1, reason="sale", reference="sale-1")
+
+    # then: at or under the level it is due now; above it, it waits out the window
+    due = [m.aspect for m in marks_claim(channel_id=channel.pk, claimer="me", limit=10, lease_s=60)]
+    assert due == (["inventory"] if due_at_once else [])
+
+
 def test_a_sku_quiet_for_longer_than_the_window_is_due_at_once(settings):
     settings.SYNCSVC["HOT_COALESCE_S"] = 0.25
     channel = ChannelFactory()
