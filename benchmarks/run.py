@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`make bench`: measure syncsvc end to end against real processes and print a Markdown table.
 
-    python benchmarks/run.py [--duration 60] [--rate 50] [--skip naive|coalesced|ingest]
+    python benchmarks/run.py [--duration 60] [--rate 50] [--skip naive|coalesced|ingest|shopify]
 
 $DATABASE_URL / $REDIS_URL come from the caller (defaults, printed: PostgreSQL on
 127.0.0.1:5432 as postgres if it answers, else SQLite; Redis 127.0.0.1:6379 db 12). The
@@ -26,6 +26,10 @@ queue `bench`) for the naive baseline, then measures:
    APIClient, token of a `pim` user) over 10,000 SKUs with 3 channels defined (30,000 marks
    upserted in the same transaction; the channels are disabled so no flush competes); the
    median of 3 runs, plus the service call alone for comparison.
+4. shopify: issue 3's burst (`benchmarks/shopify_burst.py`, on this stack): 10,000 price changes
+   over 1,000 products x 10 variants into a Standard-plan Shopify store, its drain against the
+   floor the store's bucket sets, and the naive one-call-per-change strategy (a slice of
+   `--shopify-naive-changes`, extrapolated to 10,000).
 
 Also reports CPU per component (psutil) and PostgreSQL's counters per steady-state run, to
 show what limits the numbers. Writes the report to var/bench-results.md (child logs in
@@ -105,8 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="threads issuing the steady-state changes (8)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for delivery to finish")
-    parser.add_argument("--skip", action="append", default=[], choices=["coalesced", "naive", "ingest"],
+    parser.add_argument("--skip", action="append", default=[], choices=["coalesced", "naive", "ingest", "shopify"],
                         help="leave a measurement out (while developing)")
+    parser.add_argument("--shopify-naive-changes", type=int, default=1_000,
+                        help="changes the Shopify burst's naive strategy runs before extrapolating (1,000; 10,000 = all)")
     args = parser.parse_args(argv)
     if args.ingest_rows < args.skus:
         parser.error("--ingest-rows must be at least --skus (the ingest covers the steady-state SKUs too)")
@@ -782,7 +788,16 @@ class Bench:
         if "ingest" not in self.args.skip:
             ingest = self.ingest()
             log(f"ingest: median {ingest[0]:,.0f} rows/s")
-        return self.report(coalesced, naive, ingest)
+        shopify = ""
+        if "shopify" not in self.args.skip:
+            from benchmarks.shopify_burst import BurstError, measure
+
+            try:
+                shopify = measure(stack=self.stack, sandbox_url=self.sandbox.base_url,
+                                  naive_changes=self.args.shopify_naive_changes, log=log).markdown()
+            except BurstError as exc:
+                raise BenchError(str(exc)) from exc
+        return self.report(coalesced, naive, ingest) + ("\n" + shopify if shopify else "")
 
     def report(self, coalesced: SteadyResult | None, naive: SteadyResult | None, ingest) -> str:
         import django

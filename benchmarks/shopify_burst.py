@@ -622,7 +622,8 @@ class Burst:
         try:
             before = self.stores.stats(self.naive_store)
             rows = [services.PriceRow(sku=sku, price=price) for sku, price in expected.items()]
-            self.log(f"shopify: naive, {len(rows):,} changes, one call each (extrapolated to {target:,}) ...")
+            scope = "all of them" if len(rows) >= target else f"then extrapolated to {target:,}"
+            self.log(f"shopify: naive, {len(rows):,} changes, one call each ({scope}) ...")
             with CommitClock() as clock:  # connected first: its callback runs before the sends
                 changes_recorded.connect(on_changes, dispatch_uid="bench.shopify_naive")
                 try:
