@@ -3,6 +3,7 @@ worker and real beat, running against the test database and the test Redis."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -34,6 +35,30 @@ def _test_clocks():
     for name, value in TEST_CLOCKS.items():
         key = name.removeprefix("SYNCSVC_")
         settings.SYNCSVC[key] = type(settings.SYNCSVC[key])(value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_retries_a_deadlock():
+    """Between `live` tests the test database is emptied (TRUNCATE) while the real worker
+    and beat may still be finishing the last test's work; PostgreSQL can pick the TRUNCATE
+    as a deadlock's victim. Try it again rather than fail the next test's setup."""
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown
+
+    def teardown_with_retries(self):
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as error:  # "couldn't be flushed ... The full error: deadlock detected"
+                if attempt == 4 or "deadlock detected" not in str(error):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+
+    TransactionTestCase._fixture_teardown = teardown_with_retries
+    yield
+    TransactionTestCase._fixture_teardown = original
 
 
 @pytest.fixture(scope="session")
