@@ -138,7 +138,12 @@ def test_a_channel_answering_503_makes_changes_wait_then_arrive(live, store_name
 
     # then
     wait_until(lambda: _price_shown(live, store_name, "SICK-1") == "8.00", timeout=20, message="never recovered from 503s")
-    rows = list(SyncAttempt.objects.filter(channel=channel, sku="SICK-1", event_type="price").order_by("id"))
+
+    def logged_through_the_success():  # the attempt rows commit just after the store's answer
+        rows = list(SyncAttempt.objects.filter(channel=channel, sku="SICK-1", event_type="price").order_by("id"))
+        return rows if rows and rows[-1].status == "success" else None
+
+    rows = wait_until(logged_through_the_success, message="the success was never logged")
     failures = [r for r in rows if r.status == "failure"]
     assert len(failures) == 3 and all(r.error_code == "http_503" for r in failures)
     assert [r.retry_count for r in failures] == [0, 1, 2]
