@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`make bench`: measure syncsvc end to end against real processes and print a Markdown table.
 
-    python benchmarks/run.py [--duration 60] [--rate 50] [--skip naive|coalesced|ingest|shopify]
+    python benchmarks/run.py [--duration 60] [--rate 50] [--skip naive|coalesced|ingest|shopify|inbound]
 
 $DATABASE_URL / $REDIS_URL come from the caller (defaults, printed: PostgreSQL on
 127.0.0.1:5432 as postgres if it answers, else SQLite; Redis 127.0.0.1:6379 db 12). The
@@ -30,6 +30,10 @@ queue `bench`) for the naive baseline, then measures:
    over 1,000 products x 10 variants into a Standard-plan Shopify store, its drain against the
    floor the store's bucket sets, and the naive one-call-per-change strategy (a slice of
    `--shopify-naive-changes`, extrapolated to 10,000).
+5. inbound: issue 4's benchmarks (`benchmarks/inbound.py`, on this stack plus a gunicorn web
+   process): signed order webhooks per second verified, stored and applied (counts exact)
+   beside the same stack's `/health/` rate, and a flash sale over three stores per buffer
+   setting, counting oversells.
 
 Also reports CPU per component (psutil) and PostgreSQL's counters per steady-state run, to
 show what limits the numbers. Writes the report to var/bench-results.md (child logs in
@@ -109,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="threads issuing the steady-state changes (8)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for delivery to finish")
-    parser.add_argument("--skip", action="append", default=[], choices=["coalesced", "naive", "ingest", "shopify"],
+    parser.add_argument("--skip", action="append", default=[], choices=["coalesced", "naive", "ingest", "shopify", "inbound"],
                         help="leave a measurement out (while developing)")
     parser.add_argument("--shopify-naive-changes", type=int, default=1_000,
                         help="changes the Shopify burst's naive strategy runs before extrapolating (1,000; 10,000 = all)")
@@ -797,7 +801,17 @@ class Bench:
                                   naive_changes=self.args.shopify_naive_changes, log=log).markdown()
             except BurstError as exc:
                 raise BenchError(str(exc)) from exc
-        return self.report(coalesced, naive, ingest) + ("\n" + shopify if shopify else "")
+        inbound = ""
+        if "inbound" not in self.args.skip:
+            from benchmarks.inbound import InboundBenchError
+            from benchmarks.inbound import measure as measure_inbound
+
+            try:
+                inbound = measure_inbound(sandbox_url=self.sandbox.base_url, web_url=self.stack.start_web(),
+                                          log=log).markdown()
+            except InboundBenchError as exc:
+                raise BenchError(str(exc)) from exc
+        return self.report(coalesced, naive, ingest) + "".join("\n" + part for part in (shopify, inbound) if part)
 
     def report(self, coalesced: SteadyResult | None, naive: SteadyResult | None, ingest) -> str:
         import django
