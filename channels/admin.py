@@ -4,7 +4,7 @@ from django.contrib import admin
 from inventory.admin import ReadOnlyAdmin
 
 from .adapters.registry import ADAPTERS, adapter_class
-from .models import Channel, SyncAttempt, SyncMark
+from .models import Channel, InboundEvent, OrderLine, SyncAttempt, SyncMark
 
 
 class ChannelForm(forms.ModelForm):
@@ -75,4 +75,41 @@ class SyncAttemptAdmin(ReadOnlyAdmin):
     search_fields = ["sku"]
     list_select_related = ["channel"]
     date_hierarchy = "timestamp"
+    show_full_result_count = False
+
+
+@admin.register(InboundEvent)
+class InboundEventAdmin(ReadOnlyAdmin):
+    """Webhooks (and polled orders) as the channels sent them, and what applying them did."""
+
+    list_display = ["received_at", "channel", "topic", "status", "deliveries", "detail"]
+    list_filter = ["status", "channel", "topic"]
+    search_fields = ["key", "detail"]
+    list_select_related = ["channel"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    actions = ["apply_again"]
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("channels.change_inboundevent")  # for the action; fields stay read-only
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in InboundEvent._meta.fields]
+
+    @admin.action(description="Apply again (after fixing what needed attention, e.g. adding the SKU)")
+    def apply_again(self, request, queryset):
+        # Back to `received`: the inbound sweep applies it within its interval. Moves already
+        # made are not made twice (the order lines' states and the unique references).
+        count = queryset.filter(status=InboundEvent.Status.NEEDS_ATTENTION).update(
+            status=InboundEvent.Status.RECEIVED, detail=f"queued again by {request.user}"
+        )
+        self.message_user(request, f"{count} event(s) queued to be applied again.")
+
+
+@admin.register(OrderLine)
+class OrderLineAdmin(ReadOnlyAdmin):
+    list_display = ["updated_at", "channel", "order_id", "line_id", "sku", "quantity", "state", "restocked"]
+    list_filter = ["state", "channel"]
+    search_fields = ["order_id", "sku"]
+    list_select_related = ["channel"]
     show_full_result_count = False
