@@ -29,16 +29,18 @@ T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str = ""
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, message: str | Callable[[], str] = ""
 ) -> T:
-    """Poll `predicate` until it returns something truthy and return that; AssertionError on timeout."""
+    """Poll `predicate` until it returns something truthy and return that; AssertionError on
+    timeout, saying `message` (a callable is asked then, to describe the state it timed out in)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s: {message or predicate!r} (last value: {value!r})")
+            said = message() if callable(message) else message
+            raise AssertionError(f"timed out after {timeout} s: {said or predicate!r} (last value: {value!r})")
         time.sleep(interval)
 
 

@@ -16,7 +16,7 @@ from tests.factories import product_with_variants, sandbox_channel
 from tests.support.sandbox import SandboxControl, SandboxControlError, wait_until
 
 pytestmark = pytest.mark.stack
-SALES = int(__import__('os').environ.get('SALES', 1000))
+SALES = 1_000
 SKUS = [f"RUSH-{n:02d}" for n in range(20)]
 STOCK = 100
 KINDS = ("shopify", "woocommerce", "amazon")
@@ -53,16 +53,9 @@ def test_a_thousand_concurrent_sales_with_redeliveries_count_exactly_and_every_s
 
     # then: every accepted sale is in the ledger once, and nothing else is
     sold = Counter(sku for _, sku in accepted)
-    try:
-        wait_until(lambda: StockMovement.objects.filter(reason="sale").count() >= len(accepted), timeout=120,
-                   interval=0.5, message="not every sale reached the ledger")
-    except AssertionError:
-        events = Counter(InboundEvent.objects.values_list("channel__kind", "status"))
-        deliveries = {kind: Counter(str(d.get("status") or d.get("error")) for d in live.sandbox._call("GET", live.sandbox._store_path(kind, store, "deliveries")).get("deliveries", []))
-                      for kind, store in stores.items() if kind != "woocommerce"}
-        raise AssertionError(f"accepted {len(accepted)} ({Counter(k for k, _ in accepted)}), ledger "
-                             f"{StockMovement.objects.filter(reason='sale').count()}, events {events}, deliveries {deliveries}"
-                             f" refusals {Counter(refusals).most_common(3)} stuck {list(InboundEvent.objects.filter(status='received').values_list('topic', 'detail', 'received_at')[:3])}")
+    wait_until(lambda: StockMovement.objects.filter(reason="sale").count() >= len(accepted), timeout=120,
+               interval=0.5, message=lambda: f"{len(accepted)} sales accepted by the stores; the ledger has "
+               f"{StockMovement.objects.filter(reason='sale').count()}; refused: {Counter(refusals).most_common(3)}")
     assert StockMovement.objects.filter(reason="sale").count() == len(accepted)
     assert not InboundEvent.objects.filter(status=InboundEvent.Status.NEEDS_ATTENTION).exists()
     for sku in SKUS:

@@ -246,3 +246,25 @@ def test_orders_paid_before_orders_create_is_one_sale(live, receiver, store_name
     wait_until(lambda: InboundEvent.objects.filter(channel=channel, status="applied").count() == 2, message="not processed")
     assert _stock("OOO-1") == (4, 0)
     assert list(StockLevel.objects.filter(variant__sku="OOO-1").values_list("reserved", flat=True)) == [0]
+
+
+def test_our_own_stock_write_echoed_back_is_recognised_and_a_merchant_edit_is_not_written_back(live, receiver, store_name):
+    # given: a store that announces every level change (inventory_levels/update)
+    channel = _shopify_store(live, receiver, store_name, "ECHO-1", 0)
+    live.sandbox.config("shopify", store_name, send_inventory_webhooks=True)
+    product_with_variants(handle="echo", skus=["ECHO-1"], stock=7)
+
+    # when: our push sets 7 there (the store echoes it), then a merchant sets 3 in Shopify's admin
+    echo = wait_until(lambda: InboundEvent.objects.filter(channel=channel, topic="inventory_levels/update",
+                                                          detail__contains="echo").first(),
+                      message="our write's echo was not recognised")
+    live.sandbox.put_item("shopify", store_name, "ECHO-1", price="10.00", available=3, title="ECHO-1")
+
+    # then: neither moved the ledger
+    edited = wait_until(lambda: InboundEvent.objects.filter(channel=channel, topic="inventory_levels/update",
+                                                            detail__contains="changed on the channel").first(),
+                        message="the merchant's edit was not reported")
+    assert echo.status == edited.status == InboundEvent.Status.IGNORED
+    assert "3 there, 7 here" in edited.detail
+    assert _stock("ECHO-1") == (7, 0)
+    assert not StockMovement.objects.filter(variant__sku="ECHO-1").exclude(reason="receipt").exists()
