@@ -256,7 +256,8 @@ def run(stack: Stack) -> None:
     stack.start("sandbox", [py, manage, "sandbox", "--host", HOST, "--port", str(sandbox_port)])
     if not stack.wait_for(lambda: http_ok(f"{sandbox_url}/_sandbox/health"), timeout=30):
         raise Failed(f"the sandbox did not answer {sandbox_url}/_sandbox/health within 30 s")
-    seed = stack.step("seed", [py, manage, "seed_demo", "--sandbox-url", sandbox_url])
+    seed = stack.step("seed", [py, manage, "seed_demo", "--sandbox-url", sandbox_url,
+                               "--web-url", f"http://{HOST}:{web_port}"])
 
     celery = [py, "-m", "celery", "-A", "syncsvc"]
     stack.start("web", [py, manage, "runserver", f"{HOST}:{web_port}", "--noreload"])
