@@ -5,9 +5,10 @@ from celery import shared_task
 from django.db import OperationalError
 
 from .marks import channels_with_due_marks, marks_of_deleted_channels_drop, marks_prune_settled, next_due_in
-from .models import Channel
+from .models import Channel, InboundEvent
 from .services.flush import REQUEUE_HORIZON_S, flush_channel
-from .services.inbound import inbound_event_process, inbound_process_due
+from .services.inbound import _enqueue as _enqueue_inbound
+from .services.inbound import inbound_drain, inbound_drain_started, inbound_process_due
 from .services.orders import reservations_expire
 from .services.polling import channels_to_poll, orders_poll
 from .wakeups import wake_channel, wake_flag_clear
@@ -51,10 +52,20 @@ def prune_settled() -> int:
     name="channels.inbound_process", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
     autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5,
 )
-def inbound_process(event_id: int) -> str | None:
-    """Apply one stored inbound event (a deadlock or a dropped connection is retried; the
-    sweep picks up whatever is still unapplied)."""
-    return inbound_event_process(event_id=event_id)
+def inbound_process(event_id: int | None = None, *, channel_id: int | None = None) -> int:
+    """Drain a channel's stored inbound events in batches (queued once per channel while one
+    is waiting; `event_id` alone, from an older producer, drains that event's channel). A
+    deadlock or a dropped connection rolls the batch back and is retried; the sweep picks up
+    whatever is still unapplied."""
+    if channel_id is None:
+        channel_id = InboundEvent.objects.filter(pk=event_id).values_list("channel_id", flat=True).first()
+        if channel_id is None:
+            return 0
+    inbound_drain_started(channel_id)
+    settled, more = inbound_drain(channel_id=channel_id)
+    if more:
+        _enqueue_inbound(channel_id)
+    return settled
 
 
 @shared_task(name="channels.inbound_sweep", ignore_result=True)

@@ -15,15 +15,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+
+from inventory.services.sqlarrays import int_array, text_array
 
 from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused
 from ..inbound.registry import inbound_parser
 from ..models import Channel, InboundEvent, Listing
 from ..safety import shown_quantities
-from .orders import order_line_apply, order_restock_apply
+from .orders import EventLines, order_line_apply, order_restock_apply, orders_apply_batch
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
         raise MalformedPayload("body is not UTF-8") from None
     event, created = _store(channel, parsed, headers, text)
     if created:
-        transaction.on_commit(lambda: _enqueue(event.pk))
+        transaction.on_commit(lambda: _enqueue(channel.pk))
     return Receipt(200, {"id": event.pk, "duplicate": not created})
 
 
@@ -74,7 +76,7 @@ def inbound_store_polled(*, channel: Channel, body: bytes) -> bool:
     parsed = inbound_parser(channel.kind).parse(headers={}, body=body)
     event, created = _store(channel, parsed, {}, body.decode("utf-8"))
     if created:
-        transaction.on_commit(lambda: _enqueue(event.pk))
+        transaction.on_commit(lambda: _enqueue(channel.pk))
     return created
 
 
@@ -95,13 +97,44 @@ def _store(channel: Channel, parsed: ParsedWebhook, headers: Mapping[str, str], 
         return InboundEvent.objects.get(channel=channel, key=parsed.key[:255]), False
 
 
-def _enqueue(event_id: int) -> None:
+# One queued drain per channel: set when a drain is queued, cleared when it starts (so an
+# event stored while it runs queues the next). Expires, so a lost task costs a sweep interval.
+_QUEUED_TTL_S = 30
+
+
+def _queued_flag(channel_id: int) -> str:
+    return f"syncsvc:inbound:queued:{channel_id}"
+
+
+def _enqueue(channel_id: int) -> None:
+    """Queue a drain of the channel's stored events unless one is queued already. Never
+    raises: the row is stored, and the sweep applies what no task did."""
+    from redis.exceptions import RedisError
+
+    from ..redis_client import get_redis
     from ..tasks import inbound_process
 
     try:
-        inbound_process.delay(event_id)
-    except Exception:  # the broker is down: the row is stored, the sweep will process it
-        log.warning("inbound event %s stored; its task could not be queued (the sweep will pick it up)", event_id)
+        if not get_redis().set(_queued_flag(channel_id), "1", nx=True, ex=_QUEUED_TTL_S):
+            return
+    except RedisError as exc:
+        log.warning("inbound drain flag of channel %s not set (%s); queueing anyway", channel_id, exc)
+    try:
+        inbound_process.delay(channel_id=channel_id)
+    except Exception:  # the broker is down: the rows are stored, the sweep will process them
+        log.warning("inbound events of channel %s stored; their drain could not be queued (the sweep will)", channel_id)
+
+
+def inbound_drain_started(channel_id: int) -> None:
+    """A drain clears its channel's flag before it claims, so what commits after is queued anew."""
+    from redis.exceptions import RedisError
+
+    from ..redis_client import get_redis
+
+    try:
+        get_redis().delete(_queued_flag(channel_id))
+    except RedisError as exc:
+        log.warning("inbound drain flag of channel %s not cleared: %s", channel_id, exc)
 
 
 def inbound_event_process(*, event_id: int) -> str | None:
@@ -188,18 +221,142 @@ def _stock_report_note(channel: Channel, report: StockReport) -> str:
 
 def inbound_process_due(*, older_than_s: float = 5.0, limit: int = 500, budget_s: float = 5.0) -> int:
     """Apply events stored but not applied for a while (their task was lost, or they wait
-    for their order), oldest first, for at most `budget_s`. Returns how many were applied."""
+    for their order), oldest first, in batches, for at most `budget_s`. Returns how many
+    were applied (or otherwise settled)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_s)
-    due = list(
-        InboundEvent.objects.filter(status=InboundEvent.Status.RECEIVED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
     deadline = time.monotonic() + budget_s
-    applied = 0
-    for event_id in due:
-        if time.monotonic() > deadline:
+    settled, after = 0, 0
+    while time.monotonic() < deadline and limit > 0:
+        batch = inbound_batch_process(received_before=cutoff, after_id=after, limit=min(BATCH_SIZE, limit))
+        settled += batch.settled
+        limit -= batch.claimed
+        if batch.claimed == 0:
             break
-        status = inbound_event_process(event_id=event_id)
-        applied += status not in (None, InboundEvent.Status.RECEIVED)
-    return applied
+        after = batch.last_id
+    return settled
+
+
+BATCH_SIZE = 200
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    claimed: int = 0    # events locked and looked at
+    settled: int = 0    # of them, no longer RECEIVED (applied, ignored, needs attention)
+    last_id: int = 0    # the highest id claimed (the sweep pages on it)
+
+
+def inbound_batch_process(
+    *, channel_id: int | None = None, limit: int = BATCH_SIZE, fresh_only: bool = False,
+    received_before=None, after_id: int = 0,
+) -> BatchOutcome:
+    """Claim up to `limit` RECEIVED events, oldest first (`FOR UPDATE SKIP LOCKED`: a batch
+    another worker holds is left to it) and apply them all in one transaction: their order
+    lines and ledger movements set-based (`orders_apply_batch`), then their statuses in one
+    statement. A deadlock or a dropped connection rolls all of it back (the caller retries).
+
+    `fresh_only` claims only events never tried (a deferred event, e.g. a refund waiting
+    for its order, has its reason in `detail` and is left to the sweep), so a drain never
+    spins on events that cannot be applied yet."""
+    with transaction.atomic():
+        claim = InboundEvent.objects.select_for_update(skip_locked=True, of=("self",)).filter(
+            status=InboundEvent.Status.RECEIVED, pk__gt=after_id
+        )
+        if channel_id is not None:
+            claim = claim.filter(channel_id=channel_id)
+        if fresh_only:
+            claim = claim.filter(detail="")
+        if received_before is not None:
+            claim = claim.filter(received_at__lt=received_before)
+        events = list(claim.order_by("pk")[:limit])
+        if not events:
+            return BatchOutcome()
+        channels = {c.pk: c for c in Channel.objects.filter(pk__in={e.channel_id for e in events})}
+        parsed: list[ParsedWebhook | None] = []
+        results: dict[int, tuple[str, str]] = {}
+        for event in events:
+            event.channel = channels[event.channel_id]
+            try:
+                parsed.append(inbound_parser(event.channel.kind).parse(
+                    headers=event.headers, body=event.body.encode("utf-8")))
+            except WebhookRefused as error:  # stored by an older version that parsed less
+                parsed.append(None)
+                results[event.pk] = (InboundEvent.Status.NEEDS_ATTENTION, error.message)
+        work = [(event, p) for event, p in zip(events, parsed) if p is not None]
+        try:
+            with transaction.atomic():
+                lines = orders_apply_batch(events=[(event.channel, p) for event, p in work])
+        except OperationalError:
+            raise
+        except Exception:  # one event the batch cannot apply (e.g. a release below zero): find it
+            log.exception("inbound batch of %s events failed; applying them one by one", len(work))
+            lines = [_apply_alone(event, p) for event, p in work]
+        for (event, p), outcome in zip(work, lines):
+            results[event.pk] = _status(event, p, outcome)
+        now = timezone.now()
+        for event in events:
+            status, detail = results[event.pk]
+            event.status, event.detail = status, detail[:2000]
+            event.processed_at = now if status != InboundEvent.Status.RECEIVED else None
+        _events_save(events, now)
+        return BatchOutcome(
+            claimed=len(events), last_id=max(e.pk for e in events),
+            settled=sum(e.status != InboundEvent.Status.RECEIVED for e in events),
+        )
+
+
+def _events_save(events: list[InboundEvent], now) -> None:
+    if connection.vendor != "postgresql":
+        InboundEvent.objects.bulk_update(events, ["status", "detail", "processed_at"])
+        return
+    with connection.cursor() as cursor:  # one statement (bulk_update compiles a CASE per row and field)
+        cursor.execute(
+            f"UPDATE {InboundEvent._meta.db_table} AS e SET status = d.s, detail = d.dt,"
+            " processed_at = CASE WHEN d.s = %s THEN NULL ELSE %s::timestamptz END"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS d(id, s, dt) WHERE e.id = d.id",
+            [InboundEvent.Status.RECEIVED.value, now, int_array(e.pk for e in events),
+             text_array(e.status for e in events), text_array(e.detail for e in events)],
+        )
+
+
+def _apply_alone(event: InboundEvent, parsed: ParsedWebhook) -> EventLines | Exception:
+    try:
+        with transaction.atomic():
+            return orders_apply_batch(events=[(event.channel, parsed)])[0]
+    except OperationalError:
+        raise
+    except Exception as error:
+        log.exception("inbound event %s could not be applied", event.pk)
+        return error
+
+
+def _status(event: InboundEvent, parsed: ParsedWebhook, outcome: EventLines | Exception) -> tuple[str, str]:
+    if isinstance(outcome, Exception):
+        return InboundEvent.Status.NEEDS_ATTENTION, f"could not be applied: {outcome}"
+    if parsed.ignored:
+        return InboundEvent.Status.IGNORED, parsed.ignored
+    notes = outcome.notes + [_stock_report_note(event.channel, report) for report in parsed.stock]
+    if outcome.deferred:
+        detail = "; ".join(outcome.deferred)
+        if timezone.now() - event.received_at > DEFER_LIMIT:
+            return InboundEvent.Status.NEEDS_ATTENTION, f"gave up waiting: {detail}"
+        return InboundEvent.Status.RECEIVED, detail
+    if outcome.problems:
+        return InboundEvent.Status.NEEDS_ATTENTION, "; ".join(outcome.problems + notes)
+    if parsed.stock and not parsed.lines and not parsed.restocks:
+        return InboundEvent.Status.IGNORED, "; ".join(notes)
+    return InboundEvent.Status.APPLIED, "; ".join(notes) or "nothing to change (already applied)"
+
+
+def inbound_drain(*, channel_id: int, budget_s: float = 5.0) -> tuple[int, bool]:
+    """Apply the channel's events not tried yet, batch after batch, for at most `budget_s`.
+    Returns (events settled, whether some are still waiting)."""
+    deadline = time.monotonic() + budget_s
+    settled = 0
+    while True:
+        batch = inbound_batch_process(channel_id=channel_id, fresh_only=True)
+        settled += batch.settled
+        if batch.claimed < BATCH_SIZE:
+            return settled, False
+        if time.monotonic() > deadline:
+            return settled, True

@@ -12,15 +12,20 @@ Which status sells the units is the channel's `settings.commit_on`: `paid` (defa
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import reduce
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from inventory.services.ledger import stock_adjust
+from inventory.services.ledger import Movement, stock_adjust, stock_movements_apply
+from inventory.services.sqlarrays import int_array, text_array
 
-from ..inbound.base import LineReport, LineStatus, Restock
+from ..inbound.base import LineReport, LineStatus, ParsedWebhook, Restock
 from ..models import Channel, OrderLine
 
 State = OrderLine.State
@@ -168,3 +173,160 @@ def _expire_one(channel: Channel, pk: int, cutoff: datetime) -> int:
         return 0  # committed or cancelled meanwhile
     _move(channel, line, State.EXPIRED, None)
     return 1
+
+
+# --- many events at once ------------------------------------------------------------------------
+
+
+@dataclass
+class EventLines:
+    """What a batch did with one event's lines and restocks (for its status and detail)."""
+
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)
+
+
+def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> list[EventLines]:
+    """Apply the order lines and restocks of many parsed events, in their order, in the
+    caller's transaction: the order lines upserted in one statement and locked in one query
+    ((channel, order, line) order), the transitions computed here with the same state machine
+    as `order_line_apply` / `order_restock_apply`, every ledger movement written by one
+    `stock_movements_apply`, the changed lines saved in one statement."""
+    from inventory.models import Variant, StockMovement
+
+    outcomes = [EventLines() for _ in events]
+    wanted: dict[tuple[int, str, str], LineReport] = {}
+    orders: dict[int, set[str]] = {}
+    for channel, parsed in events:
+        if parsed.ignored:
+            continue
+        for report in parsed.lines:
+            if report.sku:
+                wanted.setdefault((channel.pk, parsed.order_id, report.line_id), report)
+                orders.setdefault(channel.pk, set()).add(parsed.order_id)
+        for restock in parsed.restocks:
+            orders.setdefault(channel.pk, set()).add(parsed.order_id)
+    if not orders:
+        return outcomes
+    channels = {channel.pk: channel for channel, _ in events}
+    variants = dict(Variant.objects.filter(sku__in={r.sku for r in wanted.values()}).values_list("sku", "pk"))
+    if wanted:
+        OrderLine.objects.bulk_create(
+            [
+                OrderLine(channel_id=channel_id, order_id=order_id, line_id=line_id, sku=report.sku,
+                          variant_id=variants.get(report.sku), quantity=report.quantity,
+                          location=_location(channels[channel_id]),
+                          state=State.NEW if report.sku in variants else State.UNKNOWN_SKU)
+                for (channel_id, order_id, line_id), report in sorted(wanted.items())
+            ],
+            ignore_conflicts=True,
+        )
+    lines = {
+        (line.channel_id, line.order_id, line.line_id): line
+        for line in OrderLine.objects.select_for_update()
+        .filter(reduce(operator.or_, (Q(channel_id=pk, order_id__in=sorted(ids)) for pk, ids in sorted(orders.items()))))
+        .order_by("channel_id", "order_id", "line_id")
+    }
+    # References a restock may find in the ledger already (the same refund sent as another event).
+    candidates = {
+        (source_of(channel), f"{parsed.order_id}:{restock.line_id}:refund:{restock.refund_id}")
+        for channel, parsed in events for restock in parsed.restocks
+    } | {(source_of(channels[key[0]]), f"{key[1]}:{key[2]}:cancel") for key in lines}
+    done = set(
+        StockMovement.objects.filter(source__in={s for s, _ in candidates}, reference__in={r for _, r in candidates})
+        .values_list("source", "reference")
+    ) if candidates else set()
+    plan = _BatchPlan(done=done)
+    for (channel, parsed), outcome in zip(events, outcomes):
+        if parsed.ignored:
+            continue
+        commit_on = str(channel.settings.get("commit_on", "paid"))
+        for report in sorted(parsed.lines, key=lambda r: (r.sku, r.line_id)):
+            if not report.sku:
+                continue  # a custom line item: no stock to move
+            line = lines[(channel.pk, parsed.order_id, report.line_id)]
+            if line.state == State.UNKNOWN_SKU:
+                outcome.problems.append(f"line {report.line_id}: unknown SKU {line.sku!r}")
+                continue
+            target = target_state(report.status, commit_on=commit_on)
+            if plan.move(channel, line, target, parsed.triggered_at):
+                outcome.notes.append(f"line {report.line_id} ({line.sku}) -> {target}")
+        for restock in sorted(parsed.restocks, key=lambda r: (r.sku, r.line_id)):
+            line = lines.get((channel.pk, parsed.order_id, restock.line_id))
+            if line is None or line.state in (State.NEW, State.RESERVED):
+                outcome.deferred.append(f"line {restock.line_id}: its order is not recorded as sold yet")
+                continue
+            if line.state != State.COMMITTED and not (line.state == State.CANCELLED and line.restocked):
+                continue  # nothing was sold: nothing to put back
+            if plan.restock(channel, line, restock.quantity, name=f"refund:{restock.refund_id}"):
+                outcome.notes.append(f"line {restock.line_id} ({line.sku}) restocked")
+    stock_movements_apply(movements=plan.movements)
+    if plan.changed:
+        now = timezone.now()
+        changed = [lines[key] for key in sorted(plan.changed)]
+        for line in changed:
+            line.updated_at = now
+        _lines_save(changed, now)
+    return outcomes
+
+
+def _lines_save(lines: list[OrderLine], now: datetime) -> None:
+    if connection.vendor != "postgresql":
+        OrderLine.objects.bulk_update(lines, ["state", "reserved_at", "restocked", "last_event_at", "updated_at"])
+        return
+    with connection.cursor() as cursor:  # one statement (bulk_update compiles a CASE per row and field)
+        cursor.execute(
+            f"UPDATE {OrderLine._meta.db_table} AS l SET state = d.s, reserved_at = d.ra, restocked = d.r,"
+            " last_event_at = d.le, updated_at = %s"
+            " FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::int[], %s::timestamptz[])"
+            " AS d(id, s, ra, r, le) WHERE l.id = d.id",
+            [now, int_array(line.pk for line in lines), text_array(line.state for line in lines),
+             _times(line.reserved_at for line in lines), int_array(line.restocked for line in lines),
+             _times(line.last_event_at for line in lines)],
+        )
+
+
+def _times(values) -> str:
+    """A timestamptz[] literal that may hold NULLs."""
+    return "{" + ",".join("NULL" if v is None else '"' + v.isoformat() + '"' for v in values) + "}"
+
+
+@dataclass
+class _BatchPlan:
+    """The movements and line changes of a batch, computed in event order."""
+
+    done: set[tuple[str, str]]
+    movements: list[Movement] = field(default_factory=list)
+    changed: set[tuple[int, str, str]] = field(default_factory=set)
+
+    def _add(self, channel: Channel, line: OrderLine, delta: int, reason: str, name: str) -> bool:
+        source, reference = source_of(channel), f"{line.order_id}:{line.line_id}:{name}"
+        if (source, reference) in self.done:
+            return False
+        self.done.add((source, reference))
+        self.movements.append(Movement(variant_id=line.variant_id, delta=delta, reason=reason, source=source,
+                                       reference=reference, location=line.location))
+        return True
+
+    def move(self, channel: Channel, line: OrderLine, target: str, at: datetime | None) -> bool:
+        moves = _MOVES.get((line.state, target))
+        if moves is None:  # the same state again, or backwards (a late or duplicate event)
+            return False
+        for reason, sign, name in moves:
+            self._add(channel, line, sign * line.quantity, reason, name)
+        if (line.state, target) == (State.COMMITTED, State.CANCELLED):
+            self.restock(channel, line, line.quantity - line.restocked, name="cancel")
+        line.state = target
+        line.reserved_at = timezone.now() if target == State.RESERVED else line.reserved_at
+        line.last_event_at = max(filter(None, [line.last_event_at, at]), default=None)
+        self.changed.add((line.channel_id, line.order_id, line.line_id))
+        return True
+
+    def restock(self, channel: Channel, line: OrderLine, units: int, *, name: str) -> int:
+        units = min(units, line.quantity - line.restocked)
+        if units <= 0 or not self._add(channel, line, units, "return", name):
+            return 0
+        line.restocked += units
+        self.changed.add((line.channel_id, line.order_id, line.line_id))
+        return units
