@@ -33,7 +33,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import random
 import sys
 import threading
@@ -79,14 +78,12 @@ class InboundBenchError(RuntimeError):
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float, message: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise InboundBenchError(f"timed out after {timeout:.0f} s: {message}")
-        time.sleep(interval)
+    from syncsvc.processes import wait_for as wait
+
+    try:
+        return wait(predicate, timeout=timeout, message=f"timed out after {timeout:.0f} s: {message}", interval=interval)
+    except TimeoutError as exc:
+        raise InboundBenchError(str(exc)) from None
 
 
 # --- 1. inbound throughput ------------------------------------------------------------------
@@ -409,54 +406,16 @@ def buffers_of(text: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.support import VAR, bench_database, create_database, default_database_url, drop_database, redact
+    from benchmarks.standalone import run_standalone
 
     args = parse_args(argv)
     buffers = buffers_of(args.buffers)
-    source_url = os.environ.get("DATABASE_URL") or default_database_url()
-    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/12"
-    db = bench_database(source_url)
-    print(f"inbound: database {db.describe()}; redis {redact(redis_url)}", flush=True)
-    create_database(db)
-    os.environ.update({"DATABASE_URL": db.url, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "syncsvc.settings"})
-    stack = None
-    try:
-        import django
 
-        django.setup()
-        from django.core.management import call_command
+    def run(*, stack, sandbox_url, web_url, log):
+        return measure(sandbox_url=sandbox_url, web_url=web_url, orders=args.orders, stock=args.stock,
+                       rate=args.rate, buffers=buffers, log=log)
 
-        from channels.redis_client import get_redis
-        from syncsvc.processes import ProcessStack
-
-        call_command("migrate", verbosity=0, interactive=False)
-        redis = get_redis()
-        for key in redis.scan_iter("syncsvc:*"):
-            redis.delete(key)
-        log_dir = VAR / "bench-inbound-logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        stack = ProcessStack(env={**os.environ, "PYTHONUNBUFFERED": "1"}, log_dir=log_dir)
-        sandbox_url = stack.start_sandbox()
-        web_url = stack.start_web()
-        stack.start_worker(concurrency=4)
-        stack.start_beat()
-        result = measure(sandbox_url=sandbox_url, web_url=web_url, orders=args.orders, stock=args.stock,
-                         rate=args.rate, buffers=buffers, log=lambda m: print(m, flush=True))
-    except InboundBenchError as exc:
-        print(f"inbound: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if stack is not None:
-            stack.stop()
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db)
-    report = result.markdown()
-    (VAR / "bench-inbound.md").write_text(report)
-    print()
-    print(report, flush=True)
-    return 0
+    return run_standalone("inbound", run, errors=InboundBenchError, with_web=True)
 
 
 if __name__ == "__main__":

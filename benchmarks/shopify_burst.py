@@ -717,54 +717,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.support import VAR, bench_database, create_database, default_database_url, drop_database, redact
+    from benchmarks.standalone import run_standalone
 
     args = parse_args(argv)
-    source_url = os.environ.get("DATABASE_URL") or default_database_url()
-    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/12"
-    db = bench_database(source_url)
-    print(f"shopify: database {db.describe()}; redis {redact(redis_url)}", flush=True)
-    create_database(db)
-    os.environ.update({"DATABASE_URL": db.url, "REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": "syncsvc.settings"})
-    stack = None
-    try:
-        import django
 
-        django.setup()
-        from django.core.management import call_command
+    def run(*, stack, sandbox_url, web_url, log):
+        return measure(stack=stack, sandbox_url=sandbox_url, naive_changes=args.naive_changes,
+                       drain_timeout=args.drain_timeout, with_naive=not args.skip_naive, order=args.order, log=log)
 
-        from channels.redis_client import get_redis
-        from syncsvc.processes import ProcessStack
-
-        call_command("migrate", verbosity=0, interactive=False)
-        redis = get_redis()
-        for pattern in ("syncsvc:wake:*", "syncsvc:bucket:*", "syncsvc:cache:*"):
-            for key in redis.scan_iter(pattern):
-                redis.delete(key)
-        log_dir = VAR / "bench-shopify-logs"  # not under bench-logs/: run.py empties that one
-        log_dir.mkdir(parents=True, exist_ok=True)
-        stack = ProcessStack(env={**os.environ, "PYTHONUNBUFFERED": "1"}, log_dir=log_dir)
-        sandbox_url = stack.start_sandbox()
-        stack.start_worker(concurrency=SYNC_CONCURRENCY)
-        stack.start_beat()
-        result = measure(stack=stack, sandbox_url=sandbox_url, naive_changes=args.naive_changes,
-                         drain_timeout=args.drain_timeout, with_naive=not args.skip_naive, order=args.order,
-                         log=lambda m: print(m, flush=True))
-    except BurstError as exc:
-        print(f"shopify: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    finally:
-        if stack is not None:
-            stack.stop()
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(db)
-    report = result.markdown()
-    (VAR / "bench-shopify.md").write_text(report)
-    print()
-    print(report, flush=True)
-    return 0
+    return run_standalone("shopify", run, errors=BurstError, worker_concurrency=SYNC_CONCURRENCY)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from .base import (
     StockReport,
     header,
     json_object,
+    objects_in,
     parse_time,
     quantity,
     text_id,
@@ -72,20 +73,12 @@ def _lines(summary: dict) -> tuple[LineReport, ...]:
     status = STATUSES.get(summary.get("OrderStatus"))
     if status is None:
         raise MalformedPayload(f"Summary.OrderStatus: unknown status {summary.get('OrderStatus')!r}")
-    items = summary.get("OrderItems")
-    if not isinstance(items, list):
-        raise MalformedPayload("Summary.OrderItems: must be a list")
-    lines = []
-    for index, item in enumerate(items):
-        where = f"Summary.OrderItems[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"{where}: must be an object")
-        lines.append(
-            LineReport(
-                line_id=text_id(item.get("OrderItemId"), f"{where}.OrderItemId"),
-                sku=str(item.get("SellerSKU") or ""),
-                quantity=quantity(item.get("Quantity"), f"{where}.Quantity"),
-                status=status,
-            )
+    return tuple(
+        LineReport(
+            line_id=text_id(item.get("OrderItemId"), f"{where}.OrderItemId"),
+            sku=str(item.get("SellerSKU") or ""),
+            quantity=quantity(item.get("Quantity"), f"{where}.Quantity"),
+            status=status,
         )
-    return tuple(lines)
+        for where, item in objects_in(summary.get("OrderItems"), "Summary.OrderItems")
+    )

@@ -137,3 +137,14 @@ def json_object(body: bytes) -> dict:
     if not isinstance(payload, dict):
         raise MalformedPayload("body must be a JSON object")
     return payload
+
+
+def objects_in(value, where: str):
+    """(path, object) for each element of a list of JSON objects; MalformedPayload otherwise."""
+    if not isinstance(value, list):
+        raise MalformedPayload(f"{where}: must be a list")
+    for index, item in enumerate(value):
+        path = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise MalformedPayload(f"{path}: must be an object")
+        yield path, item

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .base import LineReport, LineStatus, MalformedPayload, ParsedWebhook, json_object, parse_time, text_id
+from .base import LineReport, LineStatus, MalformedPayload, ParsedWebhook, json_object, objects_in, parse_time, text_id
 
 WEBHOOKS = False
 TOPIC = "orders.polled"
@@ -35,14 +35,8 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
     status = STATES.get(order.get("state"))
     if status is None:
         raise MalformedPayload(f"state: unknown order state {order.get('state')!r}")
-    items = order.get("items")
-    if not isinstance(items, list):
-        raise MalformedPayload("items: must be a list")
     lines = []
-    for index, item in enumerate(items):
-        where = f"items[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"{where}: must be an object")
+    for where, item in objects_in(order.get("items"), "items"):
         if item.get("product_type") in PARENT_TYPES:
             continue
         ordered = _quantity(item.get("qty_ordered"), f"{where}.qty_ordered")

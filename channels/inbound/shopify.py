@@ -21,6 +21,7 @@ from .base import (
     StockReport,
     header,
     json_object,
+    objects_in,
     parse_time,
     quantity,
     text_id,
@@ -67,16 +68,10 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
 
 
 def _order_lines(order: dict) -> tuple[LineReport, ...]:
-    items = order.get("line_items")
-    if not isinstance(items, list):
-        raise MalformedPayload("line_items: must be a list")
     cancelled = bool(order.get("cancelled_at"))
     paid = order.get("financial_status") in PAID
     lines = []
-    for index, item in enumerate(items):
-        where = f"line_items[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"{where}: must be an object")
+    for where, item in objects_in(order.get("line_items"), "line_items"):
         if cancelled:
             status = LineStatus.CANCELLED
         elif item.get("fulfillment_status") == "fulfilled":
@@ -95,15 +90,9 @@ def _order_lines(order: dict) -> tuple[LineReport, ...]:
 
 
 def _restocks(refund: dict) -> tuple[Restock, ...]:
-    items = refund.get("refund_line_items")
-    if not isinstance(items, list):
-        raise MalformedPayload("refund_line_items: must be a list")
     refund_id = text_id(refund.get("id"), "id")
     restocks = []
-    for index, item in enumerate(items):
-        where = f"refund_line_items[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"{where}: must be an object")
+    for where, item in objects_in(refund.get("refund_line_items"), "refund_line_items"):
         if item.get("restock_type") not in RESTOCKING:
             continue
         line_item = item.get("line_item") if isinstance(item.get("line_item"), dict) else {}

@@ -23,6 +23,7 @@ from .base import (
     body_digest,
     header,
     json_object,
+    objects_in,
     parse_time,
     quantity,
     text_id,
@@ -64,23 +65,16 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
     status = STATUSES.get(payload.get("status"))
     if status is None:
         raise MalformedPayload(f"status: unknown order status {payload.get('status')!r}")
-    items = payload.get("line_items")
-    if not isinstance(items, list):
-        raise MalformedPayload("line_items: must be a list")
-    lines = []
-    for index, item in enumerate(items):
-        where = f"line_items[{index}]"
-        if not isinstance(item, dict):
-            raise MalformedPayload(f"{where}: must be an object")
-        lines.append(
-            LineReport(
-                line_id=text_id(item.get("id"), f"{where}.id"),
-                sku=str(item.get("sku") or ""),
-                quantity=quantity(item.get("quantity"), f"{where}.quantity"),
-                status=status,
-            )
+    lines = tuple(
+        LineReport(
+            line_id=text_id(item.get("id"), f"{where}.id"),
+            sku=str(item.get("sku") or ""),
+            quantity=quantity(item.get("quantity"), f"{where}.quantity"),
+            status=status,
         )
-    return ParsedWebhook(**common, order_id=text_id(payload.get("id"), "id"), lines=tuple(lines))
+        for where, item in objects_in(payload.get("line_items"), "line_items")
+    )
+    return ParsedWebhook(**common, order_id=text_id(payload.get("id"), "id"), lines=lines)
 
 
 def _gmt(value) -> str | None:
