@@ -52,13 +52,13 @@ class Receipt:
 def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes) -> Receipt:
     """Verify and store one delivery. Raises `WebhookRefused` (with its HTTP status) for a
     bad signature, a malformed body or an unknown channel; nothing is stored then."""
-    channel = Channel.objects.filter(pk=channel_id).first()
+    channel = Channel.objects.filter(pk=channel_id).only("pk", "kind", "credentials_encrypted").first()
     if channel is None:
         raise UnknownChannel(f"no channel {channel_id}")
     parser = inbound_parser(channel.kind, webhook=True)
     if getattr(parser, "is_ping", None) and parser.is_ping(headers=headers, body=body):
         return Receipt(200, {"ping": True})
-    parser.verify(secret=str(channel.credentials.get("webhook_secret") or ""), headers=headers, body=body)
+    parser.verify(secret=_webhook_secret(channel), headers=headers, body=body)
     parsed = parser.parse(headers=headers, body=body)
     try:
         text = body.decode("utf-8")
@@ -68,6 +68,22 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
     if created:
         transaction.on_commit(lambda: _enqueue(channel.pk))
     return Receipt(200, {"id": event.pk, "duplicate": not created})
+
+
+# Decrypted webhook secrets by their ciphertext (a changed secret is a new ciphertext): the
+# webhook answers without a Fernet decryption per request.
+_SECRETS: dict[str, str] = {}
+
+
+def _webhook_secret(channel: Channel) -> str:
+    encrypted = channel.credentials_encrypted
+    secret = _SECRETS.get(encrypted)
+    if secret is None:
+        secret = str(channel.credentials.get("webhook_secret") or "")
+        if len(_SECRETS) > 1000:
+            _SECRETS.clear()
+        _SECRETS[encrypted] = secret
+    return secret
 
 
 def inbound_store_polled(*, channel: Channel, body: bytes) -> bool:
