@@ -247,8 +247,12 @@ def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> li
                 continue  # a custom line item: no stock to move
             line = lines[(channel.pk, parsed.order_id, report.line_id)]
             if line.state == State.UNKNOWN_SKU:
-                outcome.problems.append(f"line {report.line_id}: unknown SKU {line.sku!r}")
-                continue
+                if line.sku not in variants:
+                    outcome.problems.append(f"line {report.line_id}: unknown SKU {line.sku!r}")
+                    continue
+                # The SKU was added since, and the event is applied again: the line starts now.
+                line.state, line.variant_id = State.NEW, variants[line.sku]
+                OrderLine.objects.filter(pk=line.pk).update(state=State.NEW, variant_id=line.variant_id)
             target = target_state(report.status, commit_on=commit_on)
             if plan.move(channel, line, target, parsed.triggered_at):
                 outcome.notes.append(f"line {report.line_id} ({line.sku}) -> {target}")

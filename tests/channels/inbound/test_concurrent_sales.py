@@ -14,6 +14,7 @@ from inventory.models import StockMovement
 from inventory.selectors import stock_totals
 from tests.factories import product_with_variants, sandbox_channel
 from tests.support.sandbox import SandboxControl, SandboxControlError, wait_until
+from tests.support.stock import wait_stock_shown
 
 pytestmark = pytest.mark.stack
 SALES = 1_000
@@ -31,8 +32,8 @@ def test_a_thousand_concurrent_sales_with_redeliveries_count_exactly_and_every_s
             live.sandbox.put_item(kind, store, sku, price="10.00", available=STOCK, title=sku)
     live.sandbox.config("shopify", stores["shopify"], send_orders_paid=True)  # orders/create then orders/paid
     product_with_variants(handle="rush", skus=SKUS, stock=STOCK)
-    wait_until(lambda: all(live.sandbox.item(kind, store, sku)["available"] == STOCK
-                           for kind, store in stores.items() for sku in SKUS), timeout=30, message="stores not seeded")
+    for sku in SKUS:
+        wait_stock_shown(live.sandbox, sku, {(kind, store): STOCK for kind, store in stores.items()}, timeout=30)
     rng = random.Random(20261201)
     plan = [(rng.choice(KINDS), rng.choice(SKUS), rng.randint(1, 3)) for _ in range(SALES)]
 

@@ -16,6 +16,7 @@ from inventory.selectors import stock_totals
 from tests.factories import product_with_variants, sandbox_channel
 from tests.support.reference import reference_file
 from tests.support.sandbox import wait_until
+from tests.support.stock import wait_stock_shown
 
 
 def _docs_order() -> bytes:
@@ -52,7 +53,7 @@ def test_a_magento_sale_is_polled_and_reserved_until_paid(live, store_name):
     channel = sandbox_channel(live, "magento", store_name)
     live.sandbox.put_item("magento", store_name, "MAG-1", price="10.00", available=6, title="MAG-1")
     product_with_variants(handle="mag", skus=["MAG-1"], stock=6)
-    wait_until(lambda: live.sandbox.item("magento", store_name, "MAG-1")["available"] == 6, message="not seeded")
+    wait_stock_shown(live.sandbox, "MAG-1", {("magento", store_name): 6})
 
     # when: a customer orders on the storefront (state "new": not invoiced yet)
     live.sandbox.sales("magento", store_name, sku="MAG-1", quantity=2)

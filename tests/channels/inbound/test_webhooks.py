@@ -19,6 +19,7 @@ from inventory.selectors import stock_totals
 from tests.factories import product_with_variants, sandbox_channel, webhook_channel
 from tests.support.reference import reference_file
 from tests.support.sandbox import wait_until
+from tests.support.stock import wait_stock_shown
 
 pytestmark = pytest.mark.stack
 SECRET = "whsec-test"
@@ -51,9 +52,7 @@ def _shopify_store(live, receiver, store_name, sku, available, **settings):
 
 
 def _wait_shown(live, sku: str, expected: dict[tuple[str, str], int]) -> None:
-    """Until every (kind, store) shows its expected quantity: the catalog's first pushes are done."""
-    wait_until(lambda: all((live.sandbox.item(kind, store, sku) or {}).get("available") == units
-                           for (kind, store), units in expected.items()), message=f"{sku} never shown as {expected}")
+    wait_stock_shown(live.sandbox, sku, expected)
 
 
 def _order_event(channel) -> InboundEvent:
