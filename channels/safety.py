@@ -5,9 +5,10 @@ The buffer (safety stock) per channel is, from its record and settings:
 - `safety_stock`: units held back (absolute);
 - `settings.safety_stock_percent`: a share of the sellable units, rounded up;
 - `settings.safety_stock_sized: true`: at least the units the other channels are expected to
-  sell while an update is on its way to this one: this channel's recent p99 inventory sync
-  latency x the SKU's recent sell velocity on the other channels (`safety_stock_window_s`,
-  default 300 s), rounded up. It grows in a flash sale and is zero for a SKU that does not sell;
+  sell while their sale is on its way to this one: (the p99 wait of inbound events + this
+  channel's p99 inventory sync latency) x the SKU's recent sell velocity on the other
+  channels (`safety_stock_window_s`, default 300 s), rounded up. It grows in a flash sale and
+  is zero for a SKU that does not sell;
 - `settings.safety_stock_min` / `safety_stock_max`: bounds on the sum.
 """
 from __future__ import annotations
@@ -18,21 +19,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Sum
+from django.db.models import Min, Sum
 from django.utils import timezone
 
 from inventory.models import StockMovement
 from inventory.selectors import stock_by_variant
 
-from .models import Channel, SyncAttempt
+from .models import Channel, InboundEvent, SyncAttempt
 
 DEFAULT_WINDOW_S = 300.0
 LATENCY_WINDOW = timedelta(hours=1)
 LATENCY_SAMPLE = 5_000
 # Before a channel has any measured latency, a sized buffer assumes this much.
 DEFAULT_LATENCY_S = 1.0
+# Sales older than this still count as a rate over at least this span (one sale is not a rate).
+MIN_SPAN_S = 1.0
 _LATENCY_CACHE_S = 30.0
-_latency_cache: dict[int, tuple[float, float]] = {}
+_latency_cache: dict[object, tuple[float, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -122,34 +125,74 @@ def shown_quantities(channel: Channel, stock: Mapping[int, tuple[int, int]] | No
 
 
 def sized_buffers(channel: Channel, variant_ids: list[int], *, window_s: float) -> dict[int, int]:
-    """ceil(p99 latency x units/s sold on the other channels), per variant that sells."""
-    since = timezone.now() - timedelta(seconds=window_s)
+    """ceil(exposure x units/s sold on the other channels), per variant that sells.
+
+    The velocity is over the span the sales actually cover (at least `MIN_SPAN_S`, at most
+    the window): a flash sale that began two seconds ago sells at its rate now, not at that
+    rate spread over the whole window. The exposure is how long another channel's sale takes
+    to reach this one: the p99 of inbound events waiting to be applied plus this channel's
+    p99 inventory push latency."""
+    now = timezone.now()
+    since = now - timedelta(seconds=window_s)
     sold = (
         StockMovement.objects.filter(variant_id__in=variant_ids, reason=StockMovement.Reason.SALE, created_at__gte=since,
                                      source__startswith="channel:")
         .exclude(source=f"channel:{channel.pk}")
         .values("variant_id")
-        .annotate(units=Sum("delta"))
+        .annotate(units=Sum("delta"), first=Min("created_at"))
     )
-    latency_s = p99_latency_s(channel)
-    return {row["variant_id"]: math.ceil(latency_s * -row["units"] / window_s) for row in sold if row["units"]}
+    exposure_s = p99_inbound_lag_s() + p99_latency_s(channel)
+    buffers = {}
+    for row in sold:
+        if not row["units"]:
+            continue
+        span_s = min(window_s, max(MIN_SPAN_S, (now - row["first"]).total_seconds()))
+        buffers[row["variant_id"]] = math.ceil(exposure_s * -row["units"] / span_s)
+    return buffers
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def _cached(key, compute) -> float:
+    cached = _latency_cache.get(key)
+    now = time.monotonic()
+    if cached and now - cached[0] < _LATENCY_CACHE_S:
+        return cached[1]
+    value = compute()
+    _latency_cache[key] = (now, value)
+    return value
 
 
 def p99_latency_s(channel: Channel) -> float:
     """The channel's p99 commit-to-acknowledgement latency of inventory pushes over the last
     hour, in seconds (cached briefly: every batch of a flush asks)."""
-    cached = _latency_cache.get(channel.pk)
-    now = time.monotonic()
-    if cached and now - cached[0] < _LATENCY_CACHE_S:
-        return cached[1]
-    values = sorted(
-        SyncAttempt.objects.filter(
-            channel=channel, event_type="inventory", status=SyncAttempt.Status.SUCCESS,
-            timestamp__gte=timezone.now() - LATENCY_WINDOW, latency_ms__isnull=False,
+
+    def compute() -> float:
+        values = list(
+            SyncAttempt.objects.filter(
+                channel=channel, event_type="inventory", status=SyncAttempt.Status.SUCCESS,
+                timestamp__gte=timezone.now() - LATENCY_WINDOW, latency_ms__isnull=False,
+            )
+            .order_by("-id")
+            .values_list("latency_ms", flat=True)[:LATENCY_SAMPLE]
         )
-        .order_by("-id")
-        .values_list("latency_ms", flat=True)[:LATENCY_SAMPLE]
-    )
-    latency = values[min(len(values) - 1, round(0.99 * (len(values) - 1)))] / 1000 if values else DEFAULT_LATENCY_S
-    _latency_cache[channel.pk] = (now, latency)
-    return latency
+        return _p99(values) / 1000 if values else DEFAULT_LATENCY_S
+
+    return _cached(channel.pk, compute)
+
+
+def p99_inbound_lag_s() -> float:
+    """p99 of how long inbound events waited between being stored and applied (last hour)."""
+
+    def compute() -> float:
+        rows = list(
+            InboundEvent.objects.filter(processed_at__isnull=False, received_at__gte=timezone.now() - LATENCY_WINDOW)
+            .order_by("-id")
+            .values_list("received_at", "processed_at")[:LATENCY_SAMPLE]
+        )
+        return _p99([(done - received).total_seconds() for received, done in rows]) if rows else 0.0
+
+    return _cached("inbound", compute)

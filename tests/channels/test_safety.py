@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from channels.models import SyncAttempt
+from channels.models import InboundEvent, SyncAttempt
 from channels.safety import SafetyPolicy, _latency_cache, shown_quantities
 from inventory import services
-from inventory.models import Variant
+from inventory.models import StockMovement, Variant
 from tests.factories import ChannelFactory, product_with_variants
 
 
@@ -52,7 +52,7 @@ def test_channel_mapped_to_locations_is_shown_only_their_stock():
 @pytest.mark.django_db
 def test_sized_buffer_is_p99_latency_times_the_other_channels_sell_velocity():
     # given: a channel whose inventory pushes take 2 s at p99, and a SKU the other channels
-    # sold 30 units of in the last 300 s (0.1 unit/s): expect ceil(2 * 0.1) = 1 unit held back
+    # sold 30 units of over the last 290 s (~0.1 unit/s): expect ceil(2 * 0.103) = 1 unit held back
     product_with_variants(skus=["FAST-1"], stock=100)
     sized = ChannelFactory(settings={"safety_stock_sized": True})
     other = ChannelFactory()
@@ -63,8 +63,9 @@ def test_sized_buffer_is_p99_latency_times_the_other_channels_sell_velocity():
                     started_at=now, latency_ms=2000.0 if i == 99 else 50.0, timestamp=now)
         for i in range(100)
     ])
-    for n in range(3):
+    for n in range(3):  # spread over the window: 290 s, 190 s and 90 s ago
         services.stock_adjust(sku="FAST-1", delta=-10, reason="sale", reference=f"o{n}", source=f"channel:{other.pk}")
+        StockMovement.objects.filter(reference=f"o{n}").update(created_at=now - timedelta(seconds=290 - 100 * n))
     services.stock_adjust(sku="FAST-1", delta=-10, reason="sale", reference="own", source=f"channel:{sized.pk}")
     _latency_cache.clear()
 
@@ -74,6 +75,27 @@ def test_sized_buffer_is_p99_latency_times_the_other_channels_sell_velocity():
     # then: 60 sellable; its own sales do not size its buffer
     assert shown == {variant.pk: 60 - 1}
     assert shown_quantities(other, None, [variant.pk]) == {variant.pk: 60}
+
+
+@pytest.mark.django_db
+def test_a_flash_sale_sizes_the_buffer_from_its_own_rate_and_the_inbound_wait():
+    # given: 12 units sold on another channel over the last 2 s (6/s), pushes at 200 ms p99,
+    # inbound events applied 300 ms after they arrive: ceil((0.3 + 0.2) * 6) = 3 units
+    product_with_variants(skus=["RUSH-1"], stock=100)
+    sized = ChannelFactory(settings={"safety_stock_sized": True, "safety_stock_window_s": 60})
+    other = ChannelFactory()
+    variant = Variant.objects.get(sku="RUSH-1")
+    now = timezone.now()
+    SyncAttempt.objects.create(channel=sized, sku="RUSH-1", event_type="inventory", status="success", version=1,
+                               committed_at=now, started_at=now, latency_ms=200.0, timestamp=now)
+    InboundEvent.objects.create(channel=other, key="e", topic="orders/create", body="{}", status="applied",
+                                received_at=now - timedelta(seconds=1.3), processed_at=now - timedelta(seconds=1))
+    services.stock_adjust(sku="RUSH-1", delta=-12, reason="sale", reference="rush", source=f"channel:{other.pk}")
+    StockMovement.objects.filter(reference="rush").update(created_at=now - timedelta(seconds=2))
+    _latency_cache.clear()
+
+    # when / then: 88 sellable, 3 held back
+    assert shown_quantities(sized, None, [variant.pk]) == {variant.pk: 85}
 
 
 @pytest.mark.django_db
