@@ -9,6 +9,7 @@ crash halfway leaves the event to be processed again by the sweep.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -52,9 +53,7 @@ class Receipt:
 def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes) -> Receipt:
     """Verify and store one delivery. Raises `WebhookRefused` (with its HTTP status) for a
     bad signature, a malformed body or an unknown channel; nothing is stored then."""
-    channel = Channel.objects.filter(pk=channel_id).only("pk", "kind", "credentials_encrypted").first()
-    if channel is None:
-        raise UnknownChannel(f"no channel {channel_id}")
+    channel = _receiving_channel(channel_id)
     parser = inbound_parser(channel.kind, webhook=True)
     if getattr(parser, "is_ping", None) and parser.is_ping(headers=headers, body=body):
         return Receipt(200, {"ping": True})
@@ -68,6 +67,28 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
     if created:
         transaction.on_commit(lambda: _enqueue(channel.pk))
     return Receipt(200, {"id": event.pk, "duplicate": not created})
+
+
+# The channel a webhook names, kept a few seconds per process: the answer then costs one
+# statement (the insert). A changed secret or a deleted channel is seen within that time
+# (a deleted one's insert fails its foreign key and is answered 404).
+_CHANNEL_TTL_S = 5.0
+_CHANNELS: dict[int, tuple[float, Channel]] = {}
+
+
+def _receiving_channel(channel_id: int) -> Channel:
+    cached = _CHANNELS.get(channel_id)
+    now = time.monotonic()
+    if cached and now - cached[0] < _CHANNEL_TTL_S:
+        return cached[1]
+    channel = Channel.objects.filter(pk=channel_id).only("pk", "kind", "credentials_encrypted").first()
+    if channel is None:
+        _CHANNELS.pop(channel_id, None)
+        raise UnknownChannel(f"no channel {channel_id}")
+    if len(_CHANNELS) > 1000:
+        _CHANNELS.clear()
+    _CHANNELS[channel_id] = (now, channel)
+    return channel
 
 
 # Decrypted webhook secrets by their ciphertext (a changed secret is a new ciphertext): the
@@ -101,16 +122,33 @@ def _store(channel: Channel, parsed: ParsedWebhook, headers: Mapping[str, str], 
         name: value for name, value in headers.items()
         if name.lower().startswith(_KEPT_PREFIXES) and name.lower() not in _SIGNATURES
     }
+    key = parsed.key[:255]
+    # One statement (no savepoint): a duplicate delivery inserts nothing and is counted.
+    table = InboundEvent._meta.db_table
+    received_at = timezone.now()
     try:
-        with transaction.atomic():
-            event = InboundEvent.objects.create(
-                channel=channel, key=parsed.key[:255], topic=parsed.topic[:100], headers=kept, body=text,
-                triggered_at=parsed.triggered_at, received_at=timezone.now(),
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (channel_id, key, topic, headers, body, triggered_at, received_at, deliveries,"
+                " status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s, '')"
+                " ON CONFLICT (channel_id, key) DO NOTHING RETURNING id",
+                [channel.pk, key, parsed.topic[:100], json.dumps(kept), text,
+                 _db_time(parsed.triggered_at), _db_time(received_at), InboundEvent.Status.RECEIVED],
             )
-        return event, True
-    except IntegrityError:
-        InboundEvent.objects.filter(channel=channel, key=parsed.key[:255]).update(deliveries=F("deliveries") + 1)
-        return InboundEvent.objects.get(channel=channel, key=parsed.key[:255]), False
+            row = cursor.fetchone()
+    except IntegrityError:  # the channel was deleted a moment ago (its foreign key)
+        _CHANNELS.pop(channel.pk, None)
+        raise UnknownChannel(f"no channel {channel.pk}") from None
+    if row is not None:
+        return InboundEvent(pk=row[0], channel_id=channel.pk, key=key), True
+    InboundEvent.objects.filter(channel=channel, key=key).update(deliveries=F("deliveries") + 1)
+    return InboundEvent.objects.only("pk").get(channel=channel, key=key), False
+
+
+def _db_time(value):
+    if value is None or connection.vendor == "postgresql":
+        return value
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 # One queued drain per channel: set when a drain is queued, cleared when it starts (so an
