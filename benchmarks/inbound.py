@@ -6,12 +6,13 @@
 Also run by `make bench` (benchmarks/run.py calls `measure` on its own process stack;
 `--skip inbound` leaves it out). Standalone it derives its database from $DATABASE_URL as
 run.py does (`<name>_bench`, dropped and created, dropped at the end), takes Redis from
-$REDIS_URL, and starts the sandbox, gunicorn (the web process, 2 workers x 4 threads), a
+$REDIS_URL, and starts the sandbox, gunicorn (the web process, 2 workers x 16 threads), a
 worker (concurrency 4) and beat through `syncsvc.processes.ProcessStack`.
 
 1. Inbound: `--orders` Shopify `orders/create` webhooks (one line each, over 200 SKUs), signed
    as Shopify signs them (base64 HMAC-SHA256 of the raw body), a tenth of them delivered a
-   second time with the same `X-Shopify-Event-Id`, POSTed from 8 keep-alive client threads to
+   second time with the same `X-Shopify-Event-Id`, POSTed from 32 keep-alive client threads (a
+   flash of orders from several channels arrives in parallel) to
    `/webhooks/{channel}/` as fast as it answers. Reported: answered/s (verified and stored,
    200) and applied/s (from the first POST to the moment the ledger holds every sale), and
    whether the count is exact (one sale movement per order, none for the duplicates). Beside
@@ -53,7 +54,7 @@ from benchmarks.support import markdown_table
 
 SECRET = "bench-inbound-secret"
 INBOUND_SKUS = 200
-CLIENT_THREADS = 8
+CLIENT_THREADS = 32
 DUPLICATE_SHARE = 0.1
 TARGET_APPLIED_PER_S = 300.0
 FLASH_KINDS = ("shopify", "woocommerce", "amazon")
