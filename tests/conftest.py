@@ -38,25 +38,37 @@ def _test_clocks():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _flush_retries_a_deadlock():
-    """Between `live` tests the test database is emptied (TRUNCATE) while the real worker
-    and beat may still be finishing the last test's work; PostgreSQL can pick the TRUNCATE
-    as a deadlock's victim. Try it again rather than fail the next test's setup."""
-    from django.core.management.base import CommandError
+def _flush_takes_its_locks_first():
+    """Between `live` tests the test database is emptied (TRUNCATE of every table) while the
+    real worker and beat may still be finishing the last test's work. TRUNCATE takes its
+    table locks one by one, so it can deadlock with a worker's transaction. On PostgreSQL,
+    take every lock first in one statement that gives up quickly (a lock timeout well under
+    the deadlock timeout, so it never waits while holding what a worker needs), retry until
+    it has them all, then flush inside that transaction."""
+    from django.db import OperationalError, connection, transaction
     from django.test import TransactionTestCase
 
     original = TransactionTestCase._fixture_teardown
 
-    def teardown_with_retries(self):
-        for attempt in range(10):
+    def teardown_with_locks(self):
+        if connection.vendor != "postgresql":
+            return original(self)
+        tables = connection.introspection.django_table_names(only_existing=True, include_views=False)
+        statement = "LOCK TABLE " + ", ".join(connection.ops.quote_name(t) for t in tables) + " IN ACCESS EXCLUSIVE MODE"
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                return original(self)
-            except CommandError as error:  # "couldn't be flushed ... The full error: deadlock detected"
-                if attempt == 9 or "deadlock detected" not in str(error):
+                with transaction.atomic():
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL lock_timeout = '200ms'")
+                        cursor.execute(statement)
+                    return original(self)
+            except OperationalError:
+                if time.monotonic() > deadline:
                     raise
-                time.sleep(0.5)
+                time.sleep(0.05)
 
-    TransactionTestCase._fixture_teardown = teardown_with_retries
+    TransactionTestCase._fixture_teardown = teardown_with_locks
     yield
     TransactionTestCase._fixture_teardown = original
 
