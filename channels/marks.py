@@ -108,6 +108,7 @@ def marks_upsert(
                 SELECT c.channel_id, d.variant_id, %s, d.version, d.committed_at, d.committed_at, %s, 0, ''
                   FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) AS d(variant_id, version, committed_at)
                  CROSS JOIN unnest(%s::bigint[]) AS c(channel_id)
+                 ORDER BY c.channel_id, d.variant_id
                 {conflict}
                 """,
                 [aspect, now, int_array(variant_ids), int_array(versions), time_array(times), int_array(channel_ids),
@@ -122,6 +123,7 @@ def marks_upsert(
                        json_extract(d.value, '$[2]'), json_extract(d.value, '$[2]'), %s, 0, ''
                   FROM json_each(%s) AS d CROSS JOIN json_each(%s) AS c
                  WHERE true
+                 ORDER BY c.value, json_extract(d.value, '$[0]')
                 {conflict}
                 """,
                 [aspect, _db_time(now), rows, json.dumps(list(channel_ids)), *conflict_params],
@@ -159,6 +161,19 @@ def marks_claim(*, channel_id: int, claimer: str, limit: int, lease_s: float) ->
         )
         for r in rows
     ]
+
+
+def marks_lock(*, mark_ids: Sequence[int]) -> None:
+    """Lock these marks in (channel, variant, aspect) order, the order `marks_upsert` writes
+    them in, so two transactions touching the same marks cannot deadlock. PostgreSQL only
+    (SQLite takes one writer at a time)."""
+    if not mark_ids or not _is_postgres():
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {_TABLE} WHERE id = ANY(%s::bigint[]) ORDER BY channel_id, variant_id, aspect FOR UPDATE",
+            [int_array(mark_ids)],
+        )
 
 
 def marks_clear(*, mark_ids: Sequence[int], claimer: str, hot_delay_s: float = 0.0) -> int:

@@ -25,6 +25,7 @@ from ..marks import (
     ClaimedMark,
     marks_claim,
     marks_clear,
+    marks_lock,
     marks_drop,
     marks_give_up,
     marks_retry_later,
@@ -173,6 +174,9 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, 
     # flush) per batch instead of one per statement, and a crash in between leaves the
     # marks claimed, to be sent again when the lease ends, never settled without a log row.
     with transaction.atomic():
+        # The marks first, in the order every writer of marks takes them: the statements
+        # below then cannot deadlock with a concurrent fan-out (a bulk import's upsert).
+        marks_lock(mark_ids=[m.id for m in marks])
         SyncAttempt.objects.bulk_create(attempts)
         listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
         marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])

@@ -55,7 +55,7 @@ def product_update(
 ) -> Product:
     """Update a product's content and, when given, its variants (matched by SKU; new SKUs are
     added; variants left out are kept)."""
-    product = Product.objects.select_for_update().get(pk=product.pk)
+    product = Product.objects.select_for_update(no_key=True).get(pk=product.pk)
     content_changed = False
     for name, value in fields.items():
         if getattr(product, name) != value:
@@ -100,7 +100,7 @@ def variant_update(
 ) -> tuple[Variant, bool]:
     """Update a variant. A price change whose source time is older than the stored one is
     ignored (returns `applied=False`): out-of-order deliveries cannot roll a price back."""
-    variant = Variant.objects.select_for_update().get(pk=variant.pk)
+    variant = Variant.objects.select_for_update(no_key=True).get(pk=variant.pk)
     touches_price = any(name in fields for name in ("price", "compare_at_price"))
     if touches_price and price_changed_at and variant.price_changed_at and price_changed_at < variant.price_changed_at:
         return variant, False

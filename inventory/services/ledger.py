@@ -33,7 +33,7 @@ def _variant(sku: str) -> Variant:
 def _locked_level(variant: Variant, location: str) -> StockLevel:
     with suppressed():
         StockLevel.objects.get_or_create(variant=variant, location=location)
-    return StockLevel.objects.select_for_update().get(variant=variant, location=location)
+    return StockLevel.objects.select_for_update(no_key=True).get(variant=variant, location=location)
 
 
 @transaction.atomic
@@ -192,7 +192,7 @@ def _levels_locked(keys: list[tuple[int, str]]) -> dict[tuple[int, str], list]:
     def lock() -> dict[tuple[int, str], list]:
         wanted = set(keys)
         rows = (
-            StockLevel.objects.select_for_update()
+            StockLevel.objects.select_for_update(no_key=True)
             .filter(variant_id__in={v for v, _ in keys}, location__in={loc for _, loc in keys})
             .order_by("variant_id", "location")
             .values_list("pk", "variant_id", "location", "on_hand", "reserved")

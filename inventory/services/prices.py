@@ -67,6 +67,9 @@ def prices_bulk_set(*, rows: list[PriceRow], origin: str = "bulk") -> BulkPriceR
 
 # One statement locks the rows (in id order, so concurrent writers cannot deadlock), compares
 # each with its stored price and source time, and updates the rows that are not older. The
+# The rows are locked FOR NO KEY UPDATE (no key changes): a flush committing listing and
+# attempt rows checks its foreign keys with KEY SHARE on the same variants, which must not wait
+# for the import (it deadlocked with the import waiting for that flush's marks).
 # UPDATE only runs when every SKU was found: a refused request writes nothing even before its
 # rollback. Only a summary comes back (no per-row decoding in Python).
 _WRITE_SQL = """
@@ -78,7 +81,7 @@ WITH d AS (
            v.price_changed_at IS NOT NULL AND d.changed_at < v.price_changed_at AS stale
       FROM inventory_variant AS v JOIN d ON d.sku = v.sku
      ORDER BY v.id
-       FOR UPDATE OF v
+       FOR NO KEY UPDATE OF v
 ), written AS (
     UPDATE inventory_variant AS v
        SET price = l.price, price_changed_at = l.changed_at, updated_at = %s
@@ -117,7 +120,7 @@ def _write_generic(rows: list[PriceRow], now: datetime) -> _Written:
         sku: (variant_id, price, changed_at)
         for sku, variant_id, price, changed_at in Variant.objects.filter(sku__in=[row.sku for row in rows])
         .order_by("pk")
-        .select_for_update()
+        .select_for_update(no_key=True)
         .values_list("sku", "pk", "price", "price_changed_at")
     }
     unknown = {row.sku for row in rows if row.sku not in stored}
