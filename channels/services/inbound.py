@@ -3,9 +3,9 @@
 `inbound_receive` runs in the web request and does only what must happen before the answer
 (Shopify gives 5 s): check the signature on the raw bytes, parse enough to refuse a malformed
 body, store the event once (a duplicate delivery finds its row), and queue its processing
-after commit. `inbound_event_process` runs in a worker and turns the event into ledger
-movements through the order service, in one transaction with the event's new status, so a
-crash halfway leaves the event to be processed again by the sweep.
+after commit. In a worker, `inbound_drain` / `inbound_batch_process` turn batches of stored
+events into ledger movements through the order service, in one transaction with the events'
+new statuses, so a crash halfway leaves them to be processed again by the sweep.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, Webhook
 from ..inbound.registry import inbound_parser
 from ..models import Channel, InboundEvent, Listing
 from ..safety import shown_quantities
-from .orders import EventLines, order_line_apply, order_restock_apply, orders_apply_batch
+from .orders import EventLines, orders_apply_batch
 
 log = logging.getLogger(__name__)
 
@@ -189,63 +189,6 @@ def inbound_drain_started(channel_id: int) -> None:
         get_redis().delete(_queued_flag(channel_id))
     except RedisError as exc:
         log.warning("inbound drain flag of channel %s not cleared: %s", channel_id, exc)
-
-
-def inbound_event_process(*, event_id: int) -> str | None:
-    """Apply a stored event once. Returns its new status, or None when it was not due."""
-    with transaction.atomic():
-        event = (
-            InboundEvent.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("channel")
-            .filter(pk=event_id, status=InboundEvent.Status.RECEIVED)
-            .first()
-        )
-        if event is None:
-            return None  # done already, or another worker holds it
-        parser = inbound_parser(event.channel.kind)
-        try:
-            parsed = parser.parse(headers=event.headers, body=event.body.encode("utf-8"))
-        except WebhookRefused as error:  # stored by an older version that parsed less
-            return _finish(event, InboundEvent.Status.NEEDS_ATTENTION, error.message)
-        status, detail = _apply(event.channel, parsed)
-        if status == InboundEvent.Status.RECEIVED and timezone.now() - event.received_at > DEFER_LIMIT:
-            status, detail = InboundEvent.Status.NEEDS_ATTENTION, f"gave up waiting: {detail}"
-        return _finish(event, status, detail)
-
-
-def _finish(event: InboundEvent, status: str, detail: str) -> str:
-    event.status, event.detail = status, detail[:2000]
-    event.processed_at = timezone.now() if status != InboundEvent.Status.RECEIVED else None
-    event.save(update_fields=["status", "detail", "processed_at"])
-    return status
-
-
-def _apply(channel: Channel, parsed: ParsedWebhook) -> tuple[str, str]:
-    if parsed.ignored:
-        return InboundEvent.Status.IGNORED, parsed.ignored
-    notes, problems, deferred = [], [], []
-    # Lines in SKU order, so two events lock the same stock rows in the same order.
-    for report in sorted(parsed.lines, key=lambda r: (r.sku, r.line_id)):
-        outcome = order_line_apply(channel=channel, order_id=parsed.order_id, report=report, at=parsed.triggered_at)
-        if outcome.problem:
-            problems.append(f"line {report.line_id}: {outcome.problem}")
-        elif outcome.moved:
-            notes.append(f"line {report.line_id} ({outcome.sku}) -> {outcome.state}")
-    for restock in sorted(parsed.restocks, key=lambda r: (r.sku, r.line_id)):
-        outcome = order_restock_apply(channel=channel, order_id=parsed.order_id, restock=restock)
-        if outcome.deferred:
-            deferred.append(f"line {restock.line_id}: {outcome.deferred}")
-        elif outcome.moved:
-            notes.append(f"line {restock.line_id} ({outcome.sku}) restocked")
-    for report in parsed.stock:
-        notes.append(_stock_report_note(channel, report))
-    if deferred:
-        return InboundEvent.Status.RECEIVED, "; ".join(deferred)
-    if problems:
-        return InboundEvent.Status.NEEDS_ATTENTION, "; ".join(problems + notes)
-    if parsed.stock and not parsed.lines and not parsed.restocks:
-        return InboundEvent.Status.IGNORED, "; ".join(notes)
-    return InboundEvent.Status.APPLIED, "; ".join(notes) or "nothing to change (already applied)"
 
 
 def _stock_report_note(channel: Channel, report: StockReport) -> str:

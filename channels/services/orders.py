@@ -25,7 +25,7 @@ from django.utils import timezone
 from inventory.services.ledger import Movement, stock_adjust, stock_movements_apply
 from inventory.services.sqlarrays import int_array, text_array
 
-from ..inbound.base import LineReport, LineStatus, ParsedWebhook, Restock
+from ..inbound.base import LineReport, LineStatus, ParsedWebhook
 from ..models import Channel, OrderLine
 
 State = OrderLine.State
@@ -68,37 +68,6 @@ def target_state(status: LineStatus, *, commit_on: str) -> str:
     return State.COMMITTED if _PROGRESS.index(status) >= _PROGRESS.index(threshold) else State.RESERVED
 
 
-@transaction.atomic
-def order_line_apply(*, channel: Channel, order_id: str, report: LineReport, at: datetime | None = None) -> LineOutcome:
-    """Move one order line to where the channel says it is, with its ledger movements."""
-    if not report.sku:
-        return LineOutcome(report.line_id, "", "")  # a custom line item: no stock to move
-    line = _locked_line(channel, order_id, report)
-    if line.state == State.UNKNOWN_SKU:
-        return LineOutcome(report.line_id, line.sku, line.state, problem=f"unknown SKU {line.sku!r}")
-    target = target_state(report.status, commit_on=str(channel.settings.get("commit_on", "paid")))
-    return _move(channel, line, target, at)
-
-
-def _locked_line(channel: Channel, order_id: str, report: LineReport) -> OrderLine:
-    from inventory.models import Variant
-
-    variant = Variant.objects.filter(sku=report.sku).only("pk").first()
-    OrderLine.objects.get_or_create(
-        channel=channel,
-        order_id=order_id,
-        line_id=report.line_id,
-        defaults=dict(
-            sku=report.sku,
-            variant=variant,
-            quantity=report.quantity,
-            location=_location(channel),
-            state=State.NEW if variant else State.UNKNOWN_SKU,
-        ),
-    )
-    return OrderLine.objects.select_for_update().get(channel=channel, order_id=order_id, line_id=report.line_id)
-
-
 def _location(channel: Channel) -> str:
     """The stock location a channel sells from (its first mapped location)."""
     locations = channel.settings.get("locations") or ["default"]
@@ -133,25 +102,6 @@ def _restock(channel: Channel, line: OrderLine, units: int, *, name: str) -> int
         return 0  # this refund line was applied before
     line.restocked += units
     return units
-
-
-@transaction.atomic
-def order_restock_apply(*, channel: Channel, order_id: str, restock: Restock) -> LineOutcome:
-    """A refund with restock: the units come back as a return, once per refund line, never
-    more than the line sold."""
-    line = (
-        OrderLine.objects.select_for_update()
-        .filter(channel=channel, order_id=order_id, line_id=restock.line_id)
-        .first()
-    )
-    if line is None or line.state in (State.NEW, State.RESERVED):
-        return LineOutcome(restock.line_id, restock.sku, line.state if line else "", deferred="its order is not recorded as sold yet")
-    if line.state != State.COMMITTED and not (line.state == State.CANCELLED and line.restocked):
-        return LineOutcome(restock.line_id, line.sku, line.state)  # nothing was sold: nothing to put back
-    units = _restock(channel, line, restock.quantity, name=f"refund:{restock.refund_id}")
-    if units:
-        line.save(update_fields=["restocked", "updated_at"])
-    return LineOutcome(restock.line_id, line.sku, line.state, moved=bool(units))
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:
@@ -191,7 +141,7 @@ def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> li
     """Apply the order lines and restocks of many parsed events, in their order, in the
     caller's transaction: the order lines upserted in one statement and locked in one query
     ((channel, order, line) order), the transitions computed here with the same state machine
-    as `order_line_apply` / `order_restock_apply`, every ledger movement written by one
+    as `_move`, every ledger movement written by one
     `stock_movements_apply`, the changed lines saved in one statement."""
     from inventory.models import Variant, StockMovement
 

@@ -147,7 +147,6 @@ def _apply_variant_input(variant: Variant, entry: dict[str, Any], now: float) ->
 
 def inventory_set_quantities(shop: Shop, arguments: dict[str, Any], version: ApiVersion, now: float) -> Outcome:
     """Set absolute quantities, compare-and-swap per quantity; all or nothing."""
-    catalog = shop.catalog
     data = arguments["input"]
     name = data["name"]
     name_problem = None

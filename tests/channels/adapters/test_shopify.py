@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import requests
