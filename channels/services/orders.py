@@ -204,6 +204,10 @@ def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> li
                 line.state, line.variant_id = State.NEW, variants[line.sku]
                 OrderLine.objects.filter(pk=line.pk).update(state=State.NEW, variant_id=line.variant_id)
             target = target_state(report.status, commit_on=commit_on)
+            if parsed.triggered_at and line.last_event_at and parsed.triggered_at < line.last_event_at:
+                # Redelivered late or out of order: it can only move the line forward.
+                outcome.notes.append(f"line {report.line_id}: stale (from {parsed.triggered_at.isoformat()}, the line "
+                                     f"moved on news from {line.last_event_at.isoformat()})")
             if plan.move(channel, line, target, parsed.triggered_at):
                 outcome.notes.append(f"line {report.line_id} ({line.sku}) -> {target}")
         for restock in sorted(parsed.restocks, key=lambda r: (r.sku, r.line_id)):

@@ -228,3 +228,24 @@ def test_bulk_movements_refuse_a_release_below_zero_and_write_nothing():
 
     assert stock_totals(sku="Z-1") == (10, 0)
     assert not StockMovement.objects.filter(source="t").exists()
+
+
+def test_an_event_older_than_the_lines_last_news_is_noted_as_stale_and_moves_nothing_back():
+    # given: the paid order (triggered at 10:05) was applied
+    product_with_variants(handle="st", skus=["ST-1"], stock=5)
+    channel = _shop()
+    paid = _store(channel, "orders/paid", _order(3003, [(1, "ST-1", 1)], status="paid"), key="late-paid")
+    created = _store(channel, "orders/create", _order(3003, [(1, "ST-1", 1)]), key="late-create")
+    InboundEvent.objects.filter(pk=paid.pk).update(headers={"X-Shopify-Topic": "orders/paid", "X-Shopify-Event-Id": "p",
+                                                            "X-Shopify-Triggered-At": "2026-11-27T10:05:00Z"})
+    InboundEvent.objects.filter(pk=created.pk).update(received_at=timezone.now() + timedelta(seconds=1), headers={
+        "X-Shopify-Topic": "orders/create", "X-Shopify-Event-Id": "c", "X-Shopify-Triggered-At": "2026-11-27T10:00:00Z"})
+    inbound_batch_process(channel_id=channel.pk, limit=1)
+
+    # when: the creation (triggered at 10:00) arrives after it
+    inbound_batch_process(channel_id=channel.pk)
+
+    # then
+    created.refresh_from_db()
+    assert "stale" in created.detail
+    assert stock_totals(sku="ST-1") == (4, 0)
