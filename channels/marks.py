@@ -39,8 +39,11 @@ def _is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _db_time(value: datetime):
-    return value if _is_postgres() else connection.ops.adapt_datetimefield_value(value)
+def db_time(value: datetime | None):
+    """A datetime as a raw SQL parameter: as is for PostgreSQL, as text for SQLite."""
+    if value is None or _is_postgres():
+        return value
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 def _parse_time(value) -> datetime:
@@ -72,12 +75,12 @@ def marks_upsert(
         return
     now = timezone.now()
     hot_s = settings.SYNCSVC["HOT_COALESCE_S"]
-    hot_cutoff = _db_time(now - timedelta(seconds=hot_s))
-    hot_due = _db_time(now if urgent else now + timedelta(seconds=hot_s))
+    hot_cutoff = db_time(now - timedelta(seconds=hot_s))
+    hot_due = db_time(now if urgent else now + timedelta(seconds=hot_s))
     greatest = "GREATEST" if _is_postgres() else "MAX"
     # Pending and waiting out a hot window (no failed attempt yet): an urgent change goes now.
     pull_in = "WHEN m.due_at IS NOT NULL AND m.attempts = 0 AND m.due_at > %s THEN %s" if urgent else ""
-    conflict_params = ([_db_time(now), _db_time(now)] if urgent else []) + [hot_cutoff, hot_due]
+    conflict_params = ([db_time(now), db_time(now)] if urgent else []) + [hot_cutoff, hot_due]
     conflict = f"""
         ON CONFLICT (channel_id, variant_id, aspect) DO UPDATE SET
             version = {greatest}(m.version, excluded.version),
@@ -115,7 +118,7 @@ def marks_upsert(
                  *conflict_params],
             )
         else:
-            rows = json.dumps([[v, c, _db_time(t)] for v, c, t in changes])
+            rows = json.dumps([[v, c, db_time(t)] for v, c, t in changes])
             cursor.execute(
                 f"""
                 INSERT INTO {_TABLE} AS m ({columns})
@@ -126,7 +129,7 @@ def marks_upsert(
                  ORDER BY c.value, json_extract(d.value, '$[0]')
                 {conflict}
                 """,
-                [aspect, _db_time(now), rows, json.dumps(list(channel_ids)), *conflict_params],
+                [aspect, db_time(now), rows, json.dumps(list(channel_ids)), *conflict_params],
             )
 
 
@@ -151,7 +154,7 @@ def marks_claim(*, channel_id: int, claimer: str, limit: int, lease_s: float) ->
                  LIMIT %s {skip_locked})
             RETURNING id, variant_id, aspect, version, first_committed_at, attempts, last_error
             """,
-            [claimer, _db_time(lease_until), channel_id, _db_time(now), _db_time(now), limit],
+            [claimer, db_time(lease_until), channel_id, db_time(now), db_time(now), limit],
         )
         rows = cursor.fetchall()
     return [

@@ -18,6 +18,20 @@ from .redis_client import get_redis
 
 log = logging.getLogger(__name__)
 
+def flag_claim(key: str, ttl_s: float) -> bool:
+    """Set a short-lived Redis flag unless it is set; True when this caller set it (and should
+    queue the work). Raises RedisError: the caller decides what a missing Redis means."""
+    return bool(get_redis().set(key, "1", nx=True, ex=max(1, int(ttl_s))))
+
+
+def flags_clear(*keys: str) -> None:
+    """Clear flags (one call); a Redis error is logged: the flag expires by itself."""
+    try:
+        get_redis().delete(*keys)
+    except RedisError as exc:
+        log.warning("flags %s not cleared: %s", ", ".join(keys), exc)
+
+
 def _flag(channel_id: int, *, delayed: bool = False) -> str:
     return f"syncsvc:wake:{'later:' if delayed else ''}{channel_id}"
 
@@ -30,7 +44,7 @@ def wake_channel(channel_id: int, *, countdown: float = 0.0) -> bool:
     delayed = countdown > 0
     try:
         ttl = settings.SYNCSVC["WAKE_FLAG_TTL_S"] + (int(countdown) if delayed else 0)
-        if not get_redis().set(_flag(channel_id, delayed=delayed), "1", nx=True, ex=ttl):
+        if not flag_claim(_flag(channel_id, delayed=delayed), ttl):
             return False
         flush.apply_async(args=(channel_id,), kwargs={"enqueued_at": time.time()}, countdown=countdown or None)
         return True
@@ -41,8 +55,4 @@ def wake_channel(channel_id: int, *, countdown: float = 0.0) -> bool:
 
 def wake_flag_clear(channel_id: int, *, delayed: bool = False, both: bool = False) -> None:
     """Clear the channel's wake flag (`both`: the immediate and the delayed one, in one call)."""
-    flags = [_flag(channel_id), _flag(channel_id, delayed=True)] if both else [_flag(channel_id, delayed=delayed)]
-    try:
-        get_redis().delete(*flags)
-    except RedisError as exc:
-        log.warning("wake flag for channel %s not cleared: %s", channel_id, exc)
+    flags_clear(*([_flag(channel_id), _flag(channel_id, delayed=True)] if both else [_flag(channel_id, delayed=delayed)]))

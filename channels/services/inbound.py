@@ -24,8 +24,10 @@ from inventory.services.sqlarrays import int_array, text_array
 
 from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused
 from ..inbound.registry import inbound_parser
+from ..marks import db_time
 from ..models import Channel, InboundEvent, Listing
 from ..safety import shown_quantities
+from ..wakeups import flag_claim, flags_clear
 from .orders import EventLines, orders_apply_batch
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
     parser = inbound_parser(channel.kind, webhook=True)
     if getattr(parser, "is_ping", None) and parser.is_ping(headers=headers, body=body):
         return Receipt(200, {"ping": True})
-    parser.verify(secret=_webhook_secret(channel), headers=headers, body=body)
+    parser.verify(secret=channel.secret, headers=headers, body=body)
     parsed = parser.parse(headers=headers, body=body)
     try:
         text = body.decode("utf-8")
@@ -69,42 +71,39 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
     return Receipt(200, {"id": event.pk, "duplicate": not created})
 
 
-# The channel a webhook names, kept a few seconds per process: the answer then costs one
-# statement (the insert). A changed secret or a deleted channel is seen within that time
-# (a deleted one's insert fails its foreign key and is answered 404).
+# The channel a webhook names (its kind and decrypted webhook secret), kept a few seconds per
+# process: the answer then costs one statement (the insert) and no Fernet decryption. A
+# changed secret or a deleted channel is seen within that time (a deleted one's insert fails
+# its foreign key and is answered 404).
 _CHANNEL_TTL_S = 5.0
-_CHANNELS: dict[int, tuple[float, Channel]] = {}
 
 
-def _receiving_channel(channel_id: int) -> Channel:
-    cached = _CHANNELS.get(channel_id)
+@dataclass(frozen=True)
+class _Receiver:
+    pk: int
+    kind: str
+    secret: str
+    at: float
+
+
+_RECEIVERS: dict[int, _Receiver] = {}
+
+
+def _receiving_channel(channel_id: int) -> _Receiver:
+    cached = _RECEIVERS.get(channel_id)
     now = time.monotonic()
-    if cached and now - cached[0] < _CHANNEL_TTL_S:
-        return cached[1]
+    if cached and now - cached.at < _CHANNEL_TTL_S:
+        return cached
     channel = Channel.objects.filter(pk=channel_id).only("pk", "kind", "credentials_encrypted").first()
     if channel is None:
-        _CHANNELS.pop(channel_id, None)
+        _RECEIVERS.pop(channel_id, None)
         raise UnknownChannel(f"no channel {channel_id}")
-    if len(_CHANNELS) > 1000:
-        _CHANNELS.clear()
-    _CHANNELS[channel_id] = (now, channel)
-    return channel
-
-
-# Decrypted webhook secrets by their ciphertext (a changed secret is a new ciphertext): the
-# webhook answers without a Fernet decryption per request.
-_SECRETS: dict[str, str] = {}
-
-
-def _webhook_secret(channel: Channel) -> str:
-    encrypted = channel.credentials_encrypted
-    secret = _SECRETS.get(encrypted)
-    if secret is None:
-        secret = str(channel.credentials.get("webhook_secret") or "")
-        if len(_SECRETS) > 1000:
-            _SECRETS.clear()
-        _SECRETS[encrypted] = secret
-    return secret
+    if len(_RECEIVERS) > 1000:
+        _RECEIVERS.clear()
+    receiver = _RECEIVERS[channel_id] = _Receiver(
+        channel.pk, channel.kind, str(channel.credentials.get("webhook_secret") or ""), now
+    )
+    return receiver
 
 
 def inbound_store_polled(*, channel: Channel, body: bytes) -> bool:
@@ -117,7 +116,8 @@ def inbound_store_polled(*, channel: Channel, body: bytes) -> bool:
     return created
 
 
-def _store(channel: Channel, parsed: ParsedWebhook, headers: Mapping[str, str], text: str) -> tuple[InboundEvent, bool]:
+def _store(channel: Channel | _Receiver, parsed: ParsedWebhook, headers: Mapping[str, str],
+           text: str) -> tuple[InboundEvent, bool]:
     kept = {
         name: value for name, value in headers.items()
         if name.lower().startswith(_KEPT_PREFIXES) and name.lower() not in _SIGNATURES
@@ -133,22 +133,17 @@ def _store(channel: Channel, parsed: ParsedWebhook, headers: Mapping[str, str], 
                 " status, detail) VALUES (%s, %s, %s, %s, %s, %s, %s, 1, %s, '')"
                 " ON CONFLICT (channel_id, key) DO NOTHING RETURNING id",
                 [channel.pk, key, parsed.topic[:100], json.dumps(kept), text,
-                 _db_time(parsed.triggered_at), _db_time(received_at), InboundEvent.Status.RECEIVED],
+                 db_time(parsed.triggered_at), db_time(received_at), InboundEvent.Status.RECEIVED],
             )
             row = cursor.fetchone()
     except IntegrityError:  # the channel was deleted a moment ago (its foreign key)
-        _CHANNELS.pop(channel.pk, None)
+        _RECEIVERS.pop(channel.pk, None)
         raise UnknownChannel(f"no channel {channel.pk}") from None
     if row is not None:
         return InboundEvent(pk=row[0], channel_id=channel.pk, key=key), True
-    InboundEvent.objects.filter(channel=channel, key=key).update(deliveries=F("deliveries") + 1)
-    return InboundEvent.objects.only("pk").get(channel=channel, key=key), False
+    InboundEvent.objects.filter(channel_id=channel.pk, key=key).update(deliveries=F("deliveries") + 1)
+    return InboundEvent.objects.only("pk").get(channel_id=channel.pk, key=key), False
 
-
-def _db_time(value):
-    if value is None or connection.vendor == "postgresql":
-        return value
-    return connection.ops.adapt_datetimefield_value(value)
 
 
 # One queued drain per channel: set when a drain is queued, cleared when it starts (so an
@@ -161,15 +156,15 @@ def _queued_flag(channel_id: int) -> str:
 
 
 def _enqueue(channel_id: int) -> None:
-    """Queue a drain of the channel's stored events unless one is queued already. Never
-    raises: the row is stored, and the sweep applies what no task did."""
+    """Queue a drain of the channel's stored events unless one is queued already (the flag
+    mechanism of the flushes' wake-ups). Never raises: the row is stored, and the sweep
+    applies what no task did."""
     from redis.exceptions import RedisError
 
-    from ..redis_client import get_redis
     from ..tasks import inbound_process
 
     try:
-        if not get_redis().set(_queued_flag(channel_id), "1", nx=True, ex=_QUEUED_TTL_S):
+        if not flag_claim(_queued_flag(channel_id), _QUEUED_TTL_S):
             return
     except RedisError as exc:
         log.warning("inbound drain flag of channel %s not set (%s); queueing anyway", channel_id, exc)
@@ -181,14 +176,7 @@ def _enqueue(channel_id: int) -> None:
 
 def inbound_drain_started(channel_id: int) -> None:
     """A drain clears its channel's flag before it claims, so what commits after is queued anew."""
-    from redis.exceptions import RedisError
-
-    from ..redis_client import get_redis
-
-    try:
-        get_redis().delete(_queued_flag(channel_id))
-    except RedisError as exc:
-        log.warning("inbound drain flag of channel %s not cleared: %s", channel_id, exc)
+    flags_clear(_queued_flag(channel_id))
 
 
 def _stock_report_note(channel: Channel, report: StockReport) -> str:

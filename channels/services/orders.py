@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from inventory.services.ledger import Movement, stock_adjust, stock_movements_apply
+from inventory.services.ledger import Movement, stock_movements_apply
 from inventory.services.sqlarrays import int_array, text_array
 
 from ..inbound.base import LineReport, LineStatus, ParsedWebhook
@@ -47,16 +47,6 @@ _MOVES: dict[tuple[str, str], tuple[tuple[str, int, str], ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class LineOutcome:
-    line_id: str
-    sku: str
-    state: str
-    moved: bool = False
-    problem: str = ""     # for a person to see (unknown SKU)
-    deferred: str = ""    # cannot be applied yet (a refund before its order): try again later
-
-
 def source_of(channel: Channel) -> str:
     return f"channel:{channel.pk}"
 
@@ -74,55 +64,35 @@ def _location(channel: Channel) -> str:
     return str(locations[0])
 
 
-def _move(channel: Channel, line: OrderLine, target: str, at: datetime | None) -> LineOutcome:
-    moves = _MOVES.get((line.state, target))
-    if moves is None:  # the same state again, or backwards (a late or duplicate event)
-        return LineOutcome(line.line_id, line.sku, line.state)
-    source = source_of(channel)
-    for reason, sign, name in moves:
-        stock_adjust(sku=line.sku, delta=sign * line.quantity, reason=reason, source=source,
-                     reference=f"{line.order_id}:{line.line_id}:{name}", location=line.location)
-    if (line.state, target) == (State.COMMITTED, State.CANCELLED):
-        _restock(channel, line, line.quantity - line.restocked, name="cancel")
-    line.state = target
-    line.reserved_at = timezone.now() if target == State.RESERVED else line.reserved_at
-    line.last_event_at = max(filter(None, [line.last_event_at, at]), default=None)
-    line.save(update_fields=["state", "reserved_at", "restocked", "last_event_at", "updated_at"])
-    return LineOutcome(line.line_id, line.sku, target, moved=True)
-
-
-def _restock(channel: Channel, line: OrderLine, units: int, *, name: str) -> int:
-    """Put back at most what was sold and not yet put back; returns the units restocked."""
-    units = min(units, line.quantity - line.restocked)
-    if units <= 0:
-        return 0
-    _, created = stock_adjust(sku=line.sku, delta=units, reason="return", source=source_of(channel),
-                              reference=f"{line.order_id}:{line.line_id}:{name}", location=line.location)
-    if not created:
-        return 0  # this refund line was applied before
-    line.restocked += units
-    return units
-
-
-def reservations_expire(*, now: datetime | None = None) -> int:
-    """Release reservations older than their channel's `reservation_ttl_s`. Returns how many."""
+def reservations_expire(*, now: datetime | None = None, batch: int = 500) -> int:
+    """Release reservations older than their channel's `reservation_ttl_s`, through the same
+    plan as the webhooks (the release's reference is the one a later cancel would make, so
+    it is made once). Returns how many lines expired."""
     now = now or timezone.now()
     released = 0
     for channel in Channel.objects.filter(order_lines__state=State.RESERVED).distinct():
-        ttl = float(channel.settings.get("reservation_ttl_s", DEFAULT_RESERVATION_TTL_S))
-        cutoff = now - timedelta(seconds=ttl)
-        for pk in OrderLine.objects.filter(channel=channel, state=State.RESERVED, reserved_at__lt=cutoff).values_list("pk", flat=True):
-            released += _expire_one(channel, pk, cutoff)
+        cutoff = now - timedelta(seconds=float(channel.settings.get("reservation_ttl_s", DEFAULT_RESERVATION_TTL_S)))
+        while True:
+            with transaction.atomic():
+                lines = list(
+                    OrderLine.objects.select_for_update(skip_locked=True)
+                    .filter(channel=channel, state=State.RESERVED, reserved_at__lt=cutoff)
+                    .order_by("channel_id", "order_id", "line_id")[:batch]
+                )
+                if not lines:
+                    break
+                plan = _BatchPlan(done=set())
+                for line in lines:
+                    plan.move(channel, line, State.EXPIRED, None)
+                stock_movements_apply(movements=plan.movements)
+                moment = timezone.now()
+                for line in lines:
+                    line.updated_at = moment
+                _lines_save(lines, moment)
+            released += len(lines)
+            if len(lines) < batch:
+                break
     return released
-
-
-@transaction.atomic
-def _expire_one(channel: Channel, pk: int, cutoff: datetime) -> int:
-    line = OrderLine.objects.select_for_update().filter(pk=pk, state=State.RESERVED, reserved_at__lt=cutoff).first()
-    if line is None:
-        return 0  # committed or cancelled meanwhile
-    _move(channel, line, State.EXPIRED, None)
-    return 1
 
 
 # --- many events at once ------------------------------------------------------------------------
@@ -141,7 +111,7 @@ def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> li
     """Apply the order lines and restocks of many parsed events, in their order, in the
     caller's transaction: the order lines upserted in one statement and locked in one query
     ((channel, order, line) order), the transitions computed here with the same state machine
-    as `_move`, every ledger movement written by one
+    as expiry (`_BatchPlan`), every ledger movement written by one
     `stock_movements_apply`, the changed lines saved in one statement."""
     from inventory.models import Variant, StockMovement
 
