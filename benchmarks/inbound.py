@@ -33,6 +33,7 @@ import argparse
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import random
 import sys
@@ -43,6 +44,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -94,26 +96,38 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, message: str, i
 class InboundResult:
     orders: int
     deliveries: int
-    answered_s: float
-    applied_s: float
+    answered_in_s: float  # from the first POST to the last answer
+    applied_in_s: float  # from the first POST to the moment the ledger holds every sale
     exact: bool
     health_per_s: float
     failures: int
 
+    @property
+    def answered_per_s(self) -> float:
+        return self.deliveries / self.answered_in_s
+
+    @property
+    def applied_per_s(self) -> float:
+        return self.orders / self.applied_in_s
+
+    @property
+    def met(self) -> bool:
+        return self.exact and self.failures == 0 and self.applied_per_s >= TARGET_APPLIED_PER_S
+
     def markdown(self) -> str:
-        verdict = "met" if self.applied_s >= TARGET_APPLIED_PER_S and self.exact else "**not met**"
+        verdict = "met" if self.met else "**not met**"
         rows = [
             ["order webhooks (syncsvc: verify, store, ack; apply in the worker)", f"{self.deliveries:,}",
-             f"{self.deliveries / self.answered_s:,.0f}", f"{self.orders / self.applied_s:,.0f}",
+             f"{self.answered_per_s:,.0f}", f"{self.applied_per_s:,.0f}",
              "yes" if self.exact else "**no**"],
             ["baseline: `GET /health/` (one DB and one Redis round trip)", f"{self.deliveries:,}",
              f"{self.health_per_s:,.0f}", "", ""],
         ]
         table = markdown_table(["requests", "count", "answered/s", "orders applied/s", "count exact"], rows)
         return (
-            f"{table}\n\nAnswered: {self.deliveries / self.answered_s / self.health_per_s:.2f}× the baseline's rate; "
+            f"{table}\n\nAnswered: {self.answered_per_s / self.health_per_s:.2f}× the baseline's rate; "
             f"{self.failures} non-200 answers. Target ≥ {TARGET_APPLIED_PER_S:.0f} orders applied/s: {verdict} "
-            f"({self.orders / self.applied_s:,.0f}/s)."
+            f"({self.applied_per_s:,.0f}/s)."
         )
 
 
@@ -140,17 +154,33 @@ def _signed_headers(body: bytes, event_id: str) -> dict[str, str]:
 
 
 def _post_all(requests_to_send: list[tuple[str, str, bytes | None, dict]]) -> tuple[float, int]:
-    """Send (method, url, body, headers) from CLIENT_THREADS keep-alive sessions; (seconds, failures)."""
+    """Send (method, url, body, headers) from CLIENT_THREADS keep-alive connections; (seconds, failures).
+
+    `http.client` rather than `requests`: the client shares the machine's two cores with what it
+    measures, and `requests` spends about twice the CPU per call. The baseline goes through the
+    same client, so the ratio is fair either way."""
     local = threading.local()
     failures = 0
     lock = threading.Lock()
 
     def send(request) -> None:
         nonlocal failures
-        session = getattr(local, "session", None) or setattr(local, "session", requests.Session()) or local.session
         method, url, body, headers = request
-        response = session.request(method, url, data=body, headers=headers, timeout=30)
-        if response.status_code != 200:
+        parts = urlsplit(url)
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            ok = response.status == 200
+        except (OSError, http.client.HTTPException):
+            connection.close()
+            local.connection = None
+            ok = False
+        if not ok:
             with lock:
                 failures += 1
 
@@ -198,7 +228,7 @@ def inbound(*, web_url: str, orders: int, log: Callable[[str], None]) -> Inbound
     health_s, _ = _post_all(health)
     result = InboundResult(orders, len(deliveries), answered_s, applied_s, sold == orders and applied == orders,
                            len(health) / health_s, failures)
-    log(f"inbound: answered {len(deliveries) / answered_s:,.0f}/s, applied {orders / applied_s:,.0f}/s, "
+    log(f"inbound: answered {result.answered_per_s:,.0f}/s, applied {result.applied_per_s:,.0f}/s, "
         f"baseline {result.health_per_s:,.0f}/s, exact: {result.exact}")
     return result
 
