@@ -130,6 +130,7 @@ class SyncAttempt(models.Model):
     enqueued_at = models.DateTimeField(null=True)
     started_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True)
+    verified_at = models.DateTimeField(null=True, blank=True, help_text="When a read-back confirmed the live value.")
     resolved_at = models.DateTimeField(null=True, blank=True)
     latency_ms = models.FloatField(null=True)
     timestamp = models.DateTimeField(db_index=True)
@@ -245,3 +246,215 @@ class OrderLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id} {self.order_id}/{self.line_id} {self.sku} x{self.quantity} {self.state}"
+
+
+# --- sync health: thresholds, breaker, alerts, incidents, drift, resyncs ---------------------
+
+
+class ChannelHealth(models.Model):
+    """A channel's alert thresholds and reconciliation settings, edited by operators in the
+    admin. Runtime state (the breaker, the reconciliation cursor) lives in other rows, so an
+    admin save never overwrites what a worker just wrote."""
+
+    channel = models.OneToOneField(Channel, primary_key=True, related_name="health", on_delete=models.CASCADE)
+    expected_interval_s = models.PositiveIntegerField(
+        default=60, help_text="Dead: no success in twice this while work is pending."
+    )
+    degraded_error_rate = models.FloatField(default=0.2, help_text="Degraded: failures over attempts above this …")
+    degraded_window_s = models.PositiveIntegerField(default=600, help_text="… over this window …")
+    degraded_min_attempts = models.PositiveIntegerField(default=5, help_text="… with at least this many attempts.")
+    drift_price_tolerance = models.DecimalField(
+        max_digits=12, decimal_places=4, default=0, help_text="Drift: a live price off by more than this."
+    )
+    drift_stock_tolerance = models.PositiveIntegerField(default=0, help_text="Drift: live stock off by more units than this.")
+    inbound_silence_s = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Inbound silence: no order for this long. Empty: learned from the usual gap."
+    )
+    reconcile_cycle_s = models.PositiveIntegerField(default=86_400, help_text="Reconciliation reads every SKU once per cycle.")
+    reconcile_resync = models.BooleanField(default=False, help_text="Queue a resync of the SKUs reconciliation finds drifted.")
+    notify_webhook_url = models.URLField(max_length=500, blank=True, default="", help_text="Alerts are POSTed here (signed).")
+    notify_emails = models.CharField(max_length=500, blank=True, default="", help_text="Comma-separated addresses.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "channel health thresholds"
+
+    def __str__(self) -> str:
+        return f"thresholds of {self.channel_id}"
+
+
+class ChannelCircuit(models.Model):
+    """The circuit breaker of one channel: closed (normal), open (dead: flushes stop, nothing
+    is dropped, a probe is due at `probe_at`), half-open (one probe flush is in flight)."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed"
+        OPEN = "open"
+        HALF_OPEN = "half_open"
+
+    channel = models.OneToOneField(Channel, primary_key=True, related_name="circuit", on_delete=models.CASCADE)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLOSED)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    probe_at = models.DateTimeField(null=True, blank=True)
+    probes = models.PositiveIntegerField(default=0, help_text="Probes since it opened.")
+    reason = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}: {self.state}"
+
+
+class Incident(models.Model):
+    """Something went wrong for some SKUs on some channels: when it was detected, what caused
+    it (when known), when it was recovered."""
+
+    title = models.CharField(max_length=200)
+    cause = models.TextField(blank=True, default="")
+    channels = models.ManyToManyField(Channel, related_name="incidents", blank=True)
+    skus = models.JSONField(default=list, blank=True)
+    detected_at = models.DateTimeField()
+    recovered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        indexes = [models.Index(fields=["recovered_at", "detected_at"], name="incident_open_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Alert(models.Model):
+    """One condition on one channel, open until it clears by itself (recovery)."""
+
+    class Kind(models.TextChoices):
+        DEAD_CHANNEL = "dead_channel"
+        DEGRADED_CHANNEL = "degraded_channel"
+        DRIFT = "drift"
+        INBOUND_SILENCE = "inbound_silence"
+
+    channel = models.ForeignKey(Channel, related_name="alerts", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    detail = models.TextField(help_text="What tripped it.")
+    data = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_detail = models.TextField(blank=True, default="")
+    notified_at = models.DateTimeField(null=True, blank=True)
+    incident = models.ForeignKey(Incident, related_name="alerts", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "kind"], condition=models.Q(cleared_at__isnull=True), name="alert_one_open_per_kind"
+            )
+        ]
+        indexes = [models.Index(fields=["cleared_at", "opened_at"], name="alert_open_idx")]
+
+    @property
+    def is_open(self) -> bool:
+        return self.cleared_at is None
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.channel_id}"
+
+
+class Drift(models.Model):
+    """A channel's live value that differs from the PIM's beyond the channel's tolerance,
+    found by reconciliation (or by a resync's read-back); resolved when they agree again."""
+
+    channel = models.ForeignKey(Channel, related_name="drifts", on_delete=models.CASCADE)
+    variant_id = models.BigIntegerField(null=True)
+    sku = models.CharField(max_length=100)
+    aspect = models.CharField(max_length=16, help_text="price | inventory | listing")
+    expected = models.CharField(max_length=100, blank=True, default="")
+    live = models.CharField(max_length=100, blank=True, default="")
+    detected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "sku", "aspect"], condition=models.Q(resolved_at__isnull=True), name="drift_one_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.sku} {self.aspect}: {self.live} != {self.expected}"
+
+
+class ReconcileCursor(models.Model):
+    """Where a channel's reconciliation cycle is (SKUs in variant id order)."""
+
+    channel = models.OneToOneField(Channel, primary_key=True, related_name="reconcile_cursor", on_delete=models.CASCADE)
+    after_variant_id = models.BigIntegerField(default=0)
+    cycle_started_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    checked_in_cycle = models.PositiveIntegerField(default=0)
+    drifted_in_cycle = models.PositiveIntegerField(default=0)
+    cycles = models.PositiveIntegerField(default=0)
+
+
+class ResyncJob(models.Model):
+    """An operator's (or reconciliation's) forced resync of some or all SKUs of a channel:
+    sent at the channel's rate, then each SKU verified by reading its live value back."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"  # owed marks made; the flushes are delivering
+        VERIFYING = "verifying"  # delivered; reading live values back
+        DONE = "done"  # every SKU verified
+        FAILED = "failed"  # finished, some SKUs not verified (see the items)
+        CANCELLED = "cancelled"
+
+    channel = models.ForeignKey(Channel, related_name="resync_jobs", on_delete=models.CASCADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    all_skus = models.BooleanField(default=False)
+    aspects = models.JSONField(default=list, blank=True, help_text="Empty: every aspect the channel takes.")
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    reason = models.CharField(max_length=255, blank=True, default="")
+    total = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    verified = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True, default="")
+    incident = models.ForeignKey(Incident, related_name="resync_jobs", null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["channel", "status"], name="resync_channel_status_idx")]
+
+    def __str__(self) -> str:
+        return f"resync {self.pk} of {self.channel_id}: {self.status}"
+
+
+class ResyncItem(models.Model):
+    """One SKU of a resync job and its outcome."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"  # owed to the channel, not delivered yet
+        DELIVERED = "delivered"  # the channel took it; not read back yet
+        VERIFIED = "verified"  # the live value matches
+        MISMATCH = "mismatch"  # delivered, but the live value differs
+        FAILED = "failed"  # the channel refused it, or the SKU is gone
+
+    job = models.ForeignKey(ResyncJob, related_name="items", on_delete=models.CASCADE)
+    variant_id = models.BigIntegerField(null=True)
+    sku = models.CharField(max_length=100)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    detail = models.CharField(max_length=255, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "sku"], name="resync_item_once")]
+        indexes = [models.Index(fields=["job", "state"], name="resync_item_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} {self.sku}: {self.state}"
