@@ -15,12 +15,16 @@ observe the emulated stores.
     GET    /_sandbox/{kind}/{store}/config
     POST   /_sandbox/{kind}/{store}/config
     POST   /_sandbox/{kind}/{store}/sales
+    GET    /_sandbox/{kind}/{store}/orders/{order_id}
+    POST   /_sandbox/{kind}/{store}/orders/{order_id}/cancel | refund | pay | fulfill  (order_book.py)
     *      /_sandbox/{kind}/{store}/{resource}   a kind's own views (`Store.control_resource`)
 """
 from __future__ import annotations
 
 from .clock import parse_instant
 from .messages import HttpError, Request, Response
+from .order_book import ACTIONS
+from .store import Store
 from .stores import Stores
 
 
@@ -60,6 +64,8 @@ class Control:
             if request.method == "PUT":
                 return Response(200, store.put_item(tail[0], request.json_object()))
             return Response(200, store.item_view(tail[0]))
+        if resource == "orders" and tail and tail[0]:
+            return self._order(request, store, tail)
         if tail:
             raise HttpError(404, f"no control route {request.method} {request.path}")
         if resource == "requests":
@@ -93,3 +99,20 @@ class Control:
             return parse_instant(since)
         except ValueError:
             raise HttpError(400, f"since must be unix seconds or an ISO 8601 time, got {since!r}") from None
+
+    @staticmethod
+    def _order(request: Request, store: Store, tail: list[str]) -> Response:
+        order_id = tail[0]
+        if len(tail) == 1:
+            _allow(request, "GET")
+            return Response(200, store.order_view(order_id))
+        if len(tail) == 2 and tail[1] in ACTIONS:
+            _allow(request, "POST")
+            handlers = {
+                "cancel": store.cancel_order,
+                "refund": store.refund_order,
+                "pay": store.pay_order,
+                "fulfill": store.fulfill_order,
+            }
+            return handlers[tail[1]](order_id, request.json_object())
+        raise HttpError(404, f"no control route {request.method} {request.path}")

@@ -2,7 +2,8 @@
 
 A kind subclasses `Store`, sets `kind`, and overrides `handle` (its real API) plus whichever
 hooks differ (`describe`, `item_defaults`, `item_field_parsers`, `config_fields`,
-`record_sale`). Everything in the control API is generic and lives here.
+`record_sale` and the order life cycle: `order_view`, `cancel_order`, `refund_order`,
+`pay_order`, `fulfill_order`). Everything in the control API is generic and lives here.
 """
 from __future__ import annotations
 
@@ -173,6 +174,26 @@ class Store:
     def record_sale(self, body: dict[str, Any]) -> Response:
         """A customer buys on this store (kinds that sell override this)."""
         raise HttpError(400, f"the {self.kind} kind does not sell")
+
+    def order_view(self, order_id: str) -> dict[str, Any]:
+        """The order as the store holds it (kinds that sell override the order hooks)."""
+        raise HttpError(400, f"the {self.kind} kind does not sell, so it holds no orders")
+
+    def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The store cancels the order: its stock comes back and it says so as the channel does."""
+        raise HttpError(400, f"the {self.kind} kind does not sell, so it holds no orders")
+
+    def refund_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The store refunds units of the order, putting them back on its shelf when `restock`."""
+        raise HttpError(400, f"the {self.kind} kind does not sell, so it holds no orders")
+
+    def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The order's payment is captured (for kinds whose sales start unpaid)."""
+        raise HttpError(400, f"the {self.kind} kind does not sell, so it holds no orders")
+
+    def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The order ships."""
+        raise HttpError(400, f"the {self.kind} kind does not sell, so it holds no orders")
 
     def control_resource(self, request: Request, resource: str) -> Response | None:
         """A kind's own control view `/_sandbox/{kind}/{store}/{resource}`; None when it has none."""

@@ -171,6 +171,16 @@ class SandboxControl:
     def sales(self, kind: str, store: str, **body: Any) -> dict[str, Any]:
         return cast(dict[str, Any], self._call("POST", self._store_path(kind, store, "sales"), json=body))
 
+    def order(self, kind: str, store: str, order_id: str | int) -> dict[str, Any]:
+        """The order as the store holds it: state, lines (sold, refunded, restocked), refunds."""
+        return cast(dict[str, Any], self._call("GET", self._store_path(kind, store, "orders", str(order_id))))
+
+    def order_action(self, kind: str, store: str, order_id: str | int, action: str, **body: Any) -> dict[str, Any]:
+        """The store changes an order as the channel would and says so: action is cancel,
+        refund (`lines`?, `restock`), pay or fulfill; `deliveries` as for `sales`."""
+        path = self._store_path(kind, store, "orders", str(order_id), action)
+        return cast(dict[str, Any], self._call("POST", path, json=body))
+
     def stats(self, kind: str, store: str) -> dict[str, Any]:
         """Call and throttle counts (the kinds that keep them: shopify, amazon)."""
         return cast(dict[str, Any], self._call("GET", self._store_path(kind, store, "stats")))

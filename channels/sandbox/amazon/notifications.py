@@ -1,7 +1,8 @@
-"""SP-API notifications the store sends when a customer buys: ORDER_CHANGE, and optionally
-LISTINGS_ITEM_MFN_QUANTITY_CHANGE, shaped like Amazon's published examples and schemas
-(`schemas/order-change-notification.schema.json`, `schemas/listings-item-mfn-quantity-change-
-notification.schema.json`).
+"""SP-API notifications the store sends when a customer buys, and when the order is later
+cancelled or shipped: ORDER_CHANGE, and optionally LISTINGS_ITEM_MFN_QUANTITY_CHANGE, shaped
+like Amazon's published examples and schemas (`schemas/order-change-notification.schema.json`,
+`schemas/listings-item-mfn-quantity-change-notification.schema.json`). ORDER_CHANGE carries no
+refund: SP-API reports refunds in the Finances API and returns in reports, not here.
 
 Real SP-API never calls an HTTPS webhook: it publishes each notification to the seller's
 Amazon SQS queue (or EventBridge), and the SQS message body is exactly this JSON; AWS IAM on
@@ -75,9 +76,55 @@ def _envelope(notification_type: str, payload: dict[str, Any], subscriber: Subsc
     }
 
 
-def order_change(subscriber: Subscriber, *, order_id: str, sku: str, quantity: int, now: float) -> dict[str, Any]:
-    """A new merchant-fulfilled order reaching Unshipped (paid, stock committed)."""
+def new_order_item_id() -> str:
+    return f"{secrets.randbelow(10**14):014d}"
+
+
+def order_change(
+    subscriber: Subscriber,
+    *,
+    order_id: str,
+    sku: str,
+    quantity: int,
+    now: float,
+    order_item_id: str | None = None,
+    status: str = "Unshipped",
+    purchased_at: float | None = None,
+) -> dict[str, Any]:
+    """An ORDER_CHANGE of a merchant-fulfilled one-item order reaching `status`: `Unshipped`
+    (a new order, paid, stock committed), `Shipped` or `Canceled`."""
     day = 24 * 3600
+    purchased = purchased_at if purchased_at is not None else now
+    shipped = quantity if status == "Shipped" else 0
+    summary: dict[str, Any] = {
+        "MarketplaceId": subscriber.marketplace_id,
+        "OrderStatus": status,
+        "PurchaseDate": amazon_time(purchased),
+        "DestinationPostalCode": "98109",
+        "FulfillmentType": "MFN",
+        "OrderType": "StandardOrder",
+        "NumberOfItemsShipped": shipped,
+        "NumberOfItemsUnshipped": quantity if status == "Unshipped" else 0,
+        "EarliestDeliveryDate": amazon_time(purchased + 3 * day),
+        # The schema: "Returned only for seller-fulfilled orders that do not have a
+        # PendingAvailability, Pending, or Canceled status."
+        **({} if status == "Canceled" else {"LatestDeliveryDate": amazon_time(purchased + 7 * day)}),
+        "EarliestShipDate": amazon_time(purchased),
+        "LatestShipDate": amazon_time(purchased + 2 * day),
+        "OrderPrograms": [],
+        "ShippingPrograms": [],
+        "OrderItems": [
+            {
+                "OrderItemId": order_item_id or new_order_item_id(),
+                "SellerSKU": sku,
+                "SupplySourceId": None,
+                "OrderItemStatus": "Shipped" if status == "Shipped" else "Unshipped",
+                "Quantity": quantity,
+                "QuantityShipped": shipped,
+                "IsBuyerRequestedCancel": False,
+            }
+        ],
+    }
     return _envelope(
         "ORDER_CHANGE",
         {
@@ -88,35 +135,9 @@ def order_change(subscriber: Subscriber, *, order_id: str, sku: str, quantity: i
                 "OrderChangeType": "OrderStatusChange",
                 "OrderChangeTrigger": {
                     "TimeOfOrderChange": amazon_time(now),
-                    "ChangeReason": "Order status changed to Unshipped",
+                    "ChangeReason": f"Order status changed to {status}",
                 },
-                "Summary": {
-                    "MarketplaceId": subscriber.marketplace_id,
-                    "OrderStatus": "Unshipped",
-                    "PurchaseDate": amazon_time(now),
-                    "DestinationPostalCode": "98109",
-                    "FulfillmentType": "MFN",
-                    "OrderType": "StandardOrder",
-                    "NumberOfItemsShipped": 0,
-                    "NumberOfItemsUnshipped": quantity,
-                    "EarliestDeliveryDate": amazon_time(now + 3 * day),
-                    "LatestDeliveryDate": amazon_time(now + 7 * day),
-                    "EarliestShipDate": amazon_time(now),
-                    "LatestShipDate": amazon_time(now + 2 * day),
-                    "OrderPrograms": [],
-                    "ShippingPrograms": [],
-                    "OrderItems": [
-                        {
-                            "OrderItemId": f"{secrets.randbelow(10**14):014d}",
-                            "SellerSKU": sku,
-                            "SupplySourceId": None,
-                            "OrderItemStatus": "Unshipped",
-                            "Quantity": quantity,
-                            "QuantityShipped": 0,
-                            "IsBuyerRequestedCancel": False,
-                        }
-                    ],
-                },
+                "Summary": summary,
             }
         },
         subscriber,

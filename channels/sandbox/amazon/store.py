@@ -10,7 +10,9 @@ operation's token bucket (429 `QuotaExceeded` otherwise); every answer carries
 `x-amzn-RequestId`, and `x-amzn-RateLimit-Limit` once the operation's plan is known.
 Control extras: `GET /_sandbox/amazon/{store}/stats` (calls that passed authorization and
 how many were throttled, per operation), `/deliveries` (notification delivery attempts) and
-`/feeds`.
+`/feeds`. The order life cycle: `orders/{id}/cancel` (ORDER_CHANGE `Canceled`, the quantity
+back on the listing), `orders/{id}/fulfill` (ORDER_CHANGE `Shipped`); `refund` is 400 (an
+ORDER_CHANGE has no refund) and `pay` 409 (a sale is `Unshipped`, paid, already).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from urllib.parse import unquote
 from ..clock import iso
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of
 from ..store import FieldParser, Store
 from ..typed_config import TypedConfig
 from ..validation import integer, reject_unknown_fields, text
@@ -60,6 +63,7 @@ from .notifications import (
     deliver_in_background,
     mfn_quantity_change,
     new_order_id,
+    new_order_item_id,
     order_change,
 )
 from .throttle import USAGE_PLANS, Throttle, rate_header
@@ -104,6 +108,7 @@ class AmazonStore(TypedConfig, Store):
         self.documents: dict[str, FeedDocument] = {}
         self.feeds: dict[str, Feed] = {}
         self.deliveries = DeliveryLog()
+        self.orders = OrderBook()
         self._last_feed_id = 50_000_000_000 + secrets.randbelow(10**9)
         self._subscription_id = str(uuid.uuid4())
 
@@ -509,7 +514,13 @@ class AmazonStore(TypedConfig, Store):
                 counts_as_write=False,
             )
             secret = self.config.get("webhook_secret")
-            order = order_change(self._subscriber(), order_id=str(order_id), sku=sku, quantity=quantity, now=now)
+            item_id = new_order_item_id()
+            order = order_change(
+                self._subscriber(), order_id=str(order_id), sku=sku, quantity=quantity, now=now, order_item_id=item_id
+            )
+            self.orders.add(
+                Order(str(order_id), [OrderLine(item_id, sku, quantity)], paid=True, created_at=now, updated_at=now)
+            )
             # One thread delivers both, so the order change always arrives before the quantity.
             notifications = [(order, deliveries), *self._quantity_notifications([quantities])]
         deliver_in_background(url=url, secret=secret, notifications=notifications, record=self._record_delivery)
@@ -521,6 +532,107 @@ class AmazonStore(TypedConfig, Store):
                 "quantity": quantity,
                 "available": available - quantity,
                 "notification_id": order["NotificationMetadata"]["NotificationId"],
+                "deliveries": deliveries,
+            },
+        )
+
+    # --- the order life cycle ----------------------------------------------------------------
+
+    def order_view(self, order_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.orders.get(order_id, f"{self.kind}/{self.name}").view()
+
+    def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The order is cancelled (by the buyer or the seller, before it ships): its quantity
+        goes back on the listing and ORDER_CHANGE says `Canceled`."""
+        deliveries = deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            url = self._notification_url()
+            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_cancel()
+            now = time.time()
+            changes = []
+            for line in order.lines:
+                listing = self.listings.get(line.sku)
+                available = quantity_of(listing.attributes) if listing is not None else None
+                if available is not None:
+                    changes.append(
+                        self._change_listing(
+                            line.sku,
+                            None,
+                            lambda attributes, after=available + line.quantity: with_quantity(attributes, after),
+                            now,
+                            counts_as_write=False,
+                        )
+                    )
+            order.cancelled, order.updated_at = True, now
+            return self._order_changed(order, "Canceled", deliveries, now, url, changes)
+
+    def refund_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        raise HttpError(
+            400,
+            "amazon has no refund to send: an ORDER_CHANGE notification carries order and item "
+            "statuses only; SP-API reports refunds in the Finances API (RefundEventList) and returns "
+            "in reports, which the sandbox does not emulate. Cancel an unshipped order instead.",
+        )
+
+    def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """Nothing to pay: a sale here reaches `Unshipped` (paid) at once."""
+        deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            state = self.orders.get(order_id, f"{self.kind}/{self.name}").state
+        raise HttpError(409, f"order {order_id} is {state}: an Amazon sale here is Unshipped (paid) at once")
+
+    def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The seller ships the order: ORDER_CHANGE says `Shipped` (the stock left at the sale)."""
+        deliveries = deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            url = self._notification_url()
+            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_fulfill()
+            now = time.time()
+            order.fulfilled, order.updated_at = True, now
+            return self._order_changed(order, "Shipped", deliveries, now, url, [])
+
+    def _notification_url(self) -> str:
+        url = self.config.get("webhook_url")
+        if not url:
+            raise HttpError(
+                409,
+                f'no webhook_url configured: POST /_sandbox/amazon/{self.name}/config {{"webhook_url": ...}} first',
+            )
+        return str(url)
+
+    def _order_changed(
+        self,
+        order: Order,
+        status: str,
+        deliveries: int,
+        now: float,
+        url: str,
+        changes: list[tuple[str, int | None, int | None]],
+    ) -> Response:
+        """Send the ORDER_CHANGE (then any quantity change) from one thread. Call with `lock` held."""
+        [line] = order.lines
+        notification = order_change(
+            self._subscriber(),
+            order_id=order.order_id,
+            sku=line.sku,
+            quantity=line.quantity,
+            now=now,
+            order_item_id=line.line_id,
+            status=status,
+            purchased_at=order.created_at,
+        )
+        notifications = [(notification, deliveries), *self._quantity_notifications(changes)]
+        deliver_in_background(
+            url=url, secret=self.config.get("webhook_secret"), notifications=notifications, record=self._record_delivery
+        )
+        return Response(
+            200,
+            {
+                "order": order.view(),
+                "notification_id": notification["NotificationMetadata"]["NotificationId"],
                 "deliveries": deliveries,
             },
         )

@@ -25,7 +25,12 @@ Every route but the token one needs `Authorization: Bearer` with an admin token 
 `The consumer isn't authorized to access %resources.`
 Config: `admin_username`, `admin_password`, `admin_token_lifetime_s`, `integration_token`,
 `store_codes`, `bulk_delay_ms` (default 200), `price_scope` (global | website).
-Control extras: `GET /_sandbox/magento/{store}/orders` lists the recorded sales.
+Control extras: `GET /_sandbox/magento/{store}/orders` lists the recorded sales. The order life
+cycle changes the polled order, with a newer `updated_at` (Magento sends no webhook):
+`orders/{id}/pay` invoices it (`processing`), `fulfill` ships an invoiced order (`complete`),
+`cancel` cancels an uninvoiced one (`canceled`, `qty_canceled`, the stock back on the default
+source), `refund` makes a credit memo for an invoiced one (`qty_refunded`, `closed` once all is
+refunded; `restock` is its "Return to Stock"). `{id}` is the order's increment id.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -42,6 +48,7 @@ from urllib.parse import unquote, urlsplit
 from ..clock import iso
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of
 from ..store import Store
 from ..typed_config import (
     TypedConfig,
@@ -70,6 +77,8 @@ from .orders import order_resource
 from .tokens import DEFAULT_ADMIN_TOKEN_LIFETIME_S, Tokens
 
 DEFAULT_BULK_DELAY_MS = 200.0
+# Magento sends no webhook, so `deliveries` on a sale or order change is checked and ignored.
+MAX_POLL_DELIVERIES = 100
 CATALOG_RESOURCE = "Magento_Catalog::products"
 INVENTORY_RESOURCE = "Magento_InventoryApi::source"
 SALES_RESOURCE = "Magento_Sales::actions_view"
@@ -194,6 +203,7 @@ class MagentoStore(TypedConfig, Store):
         self.tokens = Tokens()
         self.bulks = BulkQueue(self.lock)
         self.orders: list[dict[str, Any]] = []
+        self.order_book = OrderBook()
         self.sales: list[dict[str, Any]] = []
 
     # --- routing ----------------------------------------------------------------------------
@@ -556,6 +566,16 @@ class MagentoStore(TypedConfig, Store):
                 now=now,
             )
             self.orders.append(order)
+            self.order_book.add(
+                Order(
+                    order["increment_id"],
+                    [OrderLine(str(order["items"][0]["item_id"]), sku, quantity)],
+                    paid=False,
+                    created_at=now,
+                    updated_at=now,
+                    resource=order,
+                )
+            )
             self.catalog.touched_at[sku] = now
             self.sales.append(
                 {
@@ -567,6 +587,133 @@ class MagentoStore(TypedConfig, Store):
                 }
             )
         return Response(201, {"order": order})
+
+    # --- control: the order life cycle ------------------------------------------------------
+
+    def order_view(self, order_id: str) -> dict[str, Any]:
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            return {**order.view(), "entity_id": order.resource["entity_id"], "status": order.resource["status"]}
+
+    def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """`POST /V1/orders/{id}/cancel`: only an order with nothing invoiced can be cancelled;
+        its items show `qty_canceled` and the units go back on the default source."""
+        deliveries_of(body, MAX_POLL_DELIVERIES)
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_cancel()
+            if order.paid:
+                raise HttpError(409, f"order {order_id} is invoiced: Magento cannot cancel it, refund it instead")
+            now = time.time()
+            for line, item in self._lines(order):
+                item["qty_canceled"] = line.quantity
+                self._put_back(line.sku, line.quantity, now)
+            resource = order.resource
+            resource["total_canceled"] = resource["base_total_canceled"] = resource["grand_total"]
+            order.cancelled = True
+            return self._order_changed(order, "canceled", "canceled", now)
+
+    def refund_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """`POST /V1/order/{id}/refund` (a credit memo): only an invoiced order has anything to
+        refund; `restock` is the credit memo's "Return to Stock"."""
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            refund = refund_of(body, order, MAX_POLL_DELIVERIES)
+            if not order.paid:
+                raise HttpError(409, f"order {order_id} has no invoice: Magento refunds only what was invoiced (pay first)")
+            now = time.time()
+            resource = order.resource
+            amount = Decimal(0)
+            for line, quantity in refund.lines:
+                item = next(item for item in resource["items"] if str(item["item_id"]) == line.line_id)
+                refunded = Decimal(str(item["price"])) * quantity
+                amount += refunded
+                item["qty_refunded"] = line.refunded + quantity
+                item["amount_refunded"] = item["base_amount_refunded"] = number(
+                    Decimal(str(item["amount_refunded"])) + refunded
+                )
+                if refund.restock:
+                    self._put_back(line.sku, quantity, now)
+            total = Decimal(str(resource.get("total_refunded", 0))) + amount
+            resource["total_refunded"] = resource["base_total_refunded"] = number(total)
+            order.apply_refund(refund, refund_id=str(len(order.refunds) + 1), at=now)
+            state = "closed" if order.fully_refunded else resource["state"]
+            return self._order_changed(order, state, state, now)
+
+    def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """`POST /V1/order/{id}/invoice`: the order is paid, `processing`."""
+        deliveries_of(body, MAX_POLL_DELIVERIES)
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_pay()
+            now = time.time()
+            for line, item in self._lines(order):
+                item["qty_invoiced"] = line.quantity
+            resource = order.resource
+            resource["total_paid"] = resource["base_total_paid"] = resource["grand_total"]
+            resource["total_invoiced"] = resource["base_total_invoiced"] = resource["grand_total"]
+            resource["total_due"] = resource["base_total_due"] = 0
+            order.paid = True
+            return self._order_changed(order, "processing", "processing", now)
+
+    def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """`POST /V1/order/{id}/ship`: an invoiced and shipped order is `complete`."""
+        deliveries_of(body, MAX_POLL_DELIVERIES)
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_fulfill()
+            if not order.paid:
+                # Magento would ship it and stay `processing`; the sandbox keeps one path.
+                raise HttpError(409, f"order {order_id} is not invoiced: pay it first, then fulfill")
+            now = time.time()
+            for line, item in self._lines(order):
+                item["qty_shipped"] = line.refundable
+            order.fulfilled = True
+            return self._order_changed(order, "complete", "complete", now)
+
+    @staticmethod
+    def _lines(order: Order) -> list[tuple[OrderLine, dict[str, Any]]]:
+        items = {str(item["item_id"]): item for item in order.resource["items"]}
+        return [(line, items[line.line_id]) for line in order.lines]
+
+    def _put_back(self, sku: str, units: int, now: float) -> None:
+        """Units back on the default source. Call with `lock` held."""
+        source = self.catalog.source_item(sku)
+        if source is None or units <= 0:
+            return
+        source.quantity += units
+        if source.quantity > 0:
+            source.status = IN_STOCK
+        self.catalog.touched_at[sku] = now
+
+    def _order_changed(self, order: Order, state: str, status: str, now: float) -> Response:
+        """The order's new state, status and history, with an `updated_at` later than before.
+        Call with `lock` held."""
+        resource = order.resource
+        # A poller keys on `updated_at`, which Magento keeps to the second: two changes within
+        # one second would read as one, so the sandbox moves it on by at least a second.
+        stamp = max(magento_datetime(now), magento_datetime(_parse_magento_datetime(resource["updated_at"]) + 1))
+        resource["state"], resource["status"], resource["updated_at"] = state, status, stamp
+        for item in resource["items"]:
+            item["updated_at"] = stamp
+        shipping_items = {str(item["item_id"]): item for item in resource["items"]}
+        for assignment in resource["extension_attributes"]["shipping_assignments"]:
+            assignment["items"] = [dict(shipping_items.get(str(item["item_id"]), item)) for item in assignment["items"]]
+        resource["status_histories"].insert(
+            0,
+            {
+                "comment": None,
+                "created_at": stamp,
+                "entity_id": len(resource["status_histories"]) + 1,
+                "entity_name": "order",
+                "is_customer_notified": 0,
+                "is_visible_on_front": 0,
+                "parent_id": resource["entity_id"],
+                "status": status,
+            },
+        )
+        order.updated_at = now
+        return Response(200, {"order": {**order.view(), "status": status}, "updated_at": stamp})
 
     def control_resource(self, request: Request, resource: str) -> Response | None:
         """`GET /_sandbox/magento/{store}/orders`: the sales recorded so far."""
@@ -582,3 +729,7 @@ class MagentoStore(TypedConfig, Store):
         if fault.status == 401:
             return unauthorized(CATALOG_RESOURCE).response()
         return fault.response()
+
+
+def _parse_magento_datetime(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()

@@ -7,6 +7,13 @@ Control API extras beyond the shared ones:
     GET  /_sandbox/shopify/{store}/stats        {"calls", "throttled", "max_cost_exceeded",
                                                  "points_spent", "throttle_status"}
     GET  /_sandbox/shopify/{store}/deliveries   every webhook delivery attempt and its status
+    POST /_sandbox/shopify/{store}/orders/{id}/cancel    orders/cancelled; committed units back
+                                                         to available
+    POST /_sandbox/shopify/{store}/orders/{id}/refund    refunds/create; restock_type `cancel`
+                                                         (unfulfilled) or `return` (fulfilled)
+                                                         when restocking, else `no_restock`
+    POST /_sandbox/shopify/{store}/orders/{id}/fulfill   orders/fulfilled; committed units leave
+    (`pay` is 409: a sale is paid at checkout, `financial_status: paid`)
     PUT  items/{sku} also takes "compare_at_price", and "product" (a handle: a new SKU
          becomes a variant of that product, created on first use, instead of a product of
          its own); an item shows its GIDs and levels.
@@ -35,12 +42,21 @@ import re
 import time
 import uuid
 import zlib
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of
 from ..store import FieldParser, Store
-from ..typed_config import ConfigParser, TypedConfig, choice, positive_integer, positive_number, text_list
+from ..typed_config import (
+    ConfigParser,
+    TypedConfig,
+    choice,
+    positive_integer,
+    positive_number,
+    text_list,
+)
 from ..validation import decimal_text, integer, reject_unknown_fields
 from .api import GraphqlAnswer, GraphqlRequest, ShopState, answer
 from .bucket import PLAN_ALIASES, RESTORE_RATE_BY_PLAN, BucketSettings, LeakyBucket
@@ -48,7 +64,16 @@ from .catalog import Catalog, InventoryLevel, Variant
 from .graphql_schema import warm_up_in_background
 from .versions import SUPPORTED_VERSIONS, ApiVersion
 from .views import Shop
-from .webhooks import Destination, Sale, Webhook, WebhookSender, inventory_level_body, order_body
+from .webhooks import (
+    Destination,
+    Sale,
+    Webhook,
+    WebhookSender,
+    inventory_level_body,
+    order_body,
+    order_body_now,
+    refund_body,
+)
 
 GRAPHQL_PATH = re.compile(r"/admin/api/(?P<version>[^/]+)/graphql\.json")
 INVALID_TOKEN = "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -66,6 +91,8 @@ MAX_DELIVERIES = 20
 ORDER_ID_BASE = 6_100_000_000_000
 LINE_ITEM_ID_BASE = 16_000_000_000_000
 CUSTOMER_ID_BASE = 7_700_000_000_000
+# Refunds, their lines and transactions, and fulfillments share one sequence.
+AFTER_SALE_ID_BASE = 9_800_000_000_000
 
 
 def plan_name(value: Any, field: str) -> str:
@@ -131,6 +158,8 @@ class ShopifyStore(TypedConfig, Store):
         self._order_ids = itertools.count(ORDER_ID_BASE + 1)
         self._line_item_ids = itertools.count(LINE_ITEM_ID_BASE + 1)
         self._customer_ids = itertools.count(CUSTOMER_ID_BASE + 1)
+        self._after_sale_ids = itertools.count(AFTER_SALE_ID_BASE + 1)
+        self.orders = OrderBook()
         warm_up_in_background()
 
     # --- the real API ------------------------------------------------------------------------
@@ -286,6 +315,16 @@ class ShopifyStore(TypedConfig, Store):
             level.states["committed"] += quantity
             level.updated_at = now
             sale = self._sale(variant, quantity, order_id, now)
+            self.orders.add(
+                Order(
+                    str(sale.order_id),
+                    [OrderLine(str(sale.line_item_id), sku, quantity)],
+                    paid=True,
+                    created_at=now,
+                    updated_at=now,
+                    resource=ShopifyOrder(sale),
+                )
+            )
             inventory_body = inventory_level_body(
                 level.item_id, level.location_id, level.states["available"], level.id, now
             )
@@ -325,6 +364,133 @@ class ShopifyStore(TypedConfig, Store):
             currency=self.state.shop.currency,
             shop_domain=self.state.shop.domain,
             at=now,
+            location_id=catalog.primary_location.id,
+        )
+
+    # --- the order life cycle ----------------------------------------------------------------
+
+    def order_view(self, order_id: str) -> dict[str, Any]:
+        with self.lock:
+            return self.orders.get(order_id, f"{self.kind}/{self.name}").view()
+
+    def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The merchant cancels an unfulfilled order: its committed units go back to
+        available and `orders/cancelled` goes out."""
+        deliveries = deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            config = self._webhook_config()
+            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_cancel()
+            now = time.time()
+            levels = [self._move_units(line.sku, line.refundable, to_available=True) for line in order.lines]
+            order.cancelled, order.updated_at = True, now
+            webhooks = [Webhook("orders/cancelled", self._order_body(order, now), str(uuid.uuid4()))]
+            webhooks += self._level_webhooks(config, levels, now)
+            view = order.view()
+        return self._send_after_sale(config, webhooks, deliveries, view)
+
+    def refund_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The merchant refunds units: `refunds/create`. Unfulfilled units leave the order's
+        committed count; restocked ones come back to available."""
+        with self.lock:
+            config = self._webhook_config()
+            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            refund = refund_of(body, order, MAX_DELIVERIES)
+            now = time.time()
+            record: ShopifyOrder = order.resource
+            refund_json = refund_body(
+                record.sale, refund, ids=self._after_sale_ids, fulfilled=order.fulfilled, at=now
+            )
+            levels = [
+                self._move_units(line.sku, quantity, to_available=refund.restock, committed=not order.fulfilled)
+                for line, quantity in refund.lines
+            ]
+            order.apply_refund(refund, refund_id=str(refund_json["id"]), at=now)
+            record.refunds.append(refund_json)
+            webhooks = [Webhook("refunds/create", refund_json, str(uuid.uuid4()))]
+            webhooks += self._level_webhooks(config, levels, now)
+            view = order.view()
+        return self._send_after_sale(config, webhooks, refund.deliveries, view)
+
+    def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """Nothing to pay: a sale here is paid at checkout (`financial_status: paid`)."""
+        deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            state = self.orders.get(order_id, f"{self.kind}/{self.name}").state
+        raise HttpError(409, f"order {order_id} is {state}: a Shopify sale here is paid at checkout")
+
+    def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The order ships: its committed units leave the shop (on_hand drops), `orders/fulfilled`."""
+        deliveries = deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            config = self._webhook_config()
+            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_fulfill()
+            now = time.time()
+            for line in order.lines:
+                self._move_units(line.sku, line.refundable, to_available=False)
+            order.fulfilled, order.updated_at = True, now
+            record: ShopifyOrder = order.resource
+            record.fulfillment_id = next(self._after_sale_ids)
+            webhooks = [Webhook("orders/fulfilled", self._order_body(order, now), str(uuid.uuid4()))]
+            view = order.view()
+        return self._send_after_sale(config, webhooks, deliveries, view)
+
+    def _webhook_config(self) -> dict[str, Any]:
+        """The config, refusing (409) when there is nowhere to send webhooks. Call with `lock` held."""
+        if not self.config.get("webhook_url"):
+            raise HttpError(
+                409, f'no webhook_url configured: POST /_sandbox/shopify/{self.name}/config {{"webhook_url": ...}} first'
+            )
+        return dict(self.config)
+
+    def _order_body(self, order: Order, now: float) -> dict[str, Any]:
+        record: ShopifyOrder = order.resource
+        return order_body_now(record.sale, order, record.refunds, fulfillment_id=record.fulfillment_id, at=now)
+
+    def _move_units(
+        self, sku: str, units: int, *, to_available: bool, committed: bool = True
+    ) -> InventoryLevel | None:
+        """Take `units` out of committed (when they were committed) and, when `to_available`,
+        put them back on sale at the primary location. Call with `lock` held."""
+        catalog = self.state.catalog
+        variant = catalog.variant_by_sku(sku)
+        level = catalog.level(variant.inventory_item_id, catalog.primary_location.id) if variant else None
+        if level is None or units <= 0:
+            return None
+        if committed:
+            level.states["committed"] = max(0, level.states["committed"] - units)
+        if to_available:
+            level.states["available"] += units
+        level.updated_at = time.time()
+        return level
+
+    def _level_webhooks(
+        self, config: dict[str, Any], levels: list[InventoryLevel | None], now: float
+    ) -> list[Webhook]:
+        if not config.get("send_inventory_webhooks"):
+            return []
+        return [
+            Webhook(
+                "inventory_levels/update",
+                inventory_level_body(level.item_id, level.location_id, level.states["available"], level.id, now),
+                str(uuid.uuid4()),
+            )
+            for level in levels
+            if level is not None
+        ]
+
+    def _send_after_sale(
+        self, config: dict[str, Any], webhooks: list[Webhook], deliveries: int, view: dict[str, Any]
+    ) -> Response:
+        self.webhooks.send(self._destination(config), webhooks, deliveries)
+        return Response(
+            200,
+            {
+                "order": view,
+                "deliveries": deliveries,
+                "webhooks": [{"topic": webhook.topic, "event_id": webhook.event_id} for webhook in webhooks],
+            },
         )
 
     # --- inventory webhooks ------------------------------------------------------------------
@@ -353,6 +519,15 @@ class ShopifyStore(TypedConfig, Store):
             shop_domain=self.state.shop.domain,
             api_version=config.get("webhook_api_version") or DEFAULT_WEBHOOK_API_VERSION,
         )
+
+
+@dataclass
+class ShopifyOrder:
+    """What a Shopify order's later webhooks are built from."""
+
+    sale: Sale
+    refunds: list[dict[str, Any]] = field(default_factory=list)
+    fulfillment_id: int | None = None
 
 
 def _shopify_error(status: int, errors: Any, headers: dict[str, str] | None = None) -> Response:

@@ -1,7 +1,9 @@
 """Webhooks a Shopify store sends: bodies, headers, signature, and background delivery.
 
 Bodies are REST-format resources without their wrapper, shaped like Shopify's own examples
-(`orders/create` like shopify-orders-create.rest-example.json, `inventory_levels/update` like
+(`orders/create` like shopify-orders-create.rest-example.json, `orders/cancelled` like
+shopify-orders-cancelled.rest-example.json, `refunds/create` like
+shopify-refunds-create.rest-example.json, `inventory_levels/update` like
 shopify-inventory-levels-update.rest-example.json). Headers are the ones Shopify's library
 reads; `X-Shopify-Hmac-Sha256` is base64(HMAC-SHA256(secret, raw body)). Every delivery gets
 its own `X-Shopify-Webhook-Id`; redeliveries of one event share `X-Shopify-Event-Id`, which is
@@ -20,12 +22,14 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from ..clock import iso
+from ..order_book import Order, Refund
 
 # Shopify expects an answer within 5 s (1 s to connect); a slower receiver is a failed delivery.
 DELIVERY_TIMEOUT_S = 5.0
@@ -59,6 +63,7 @@ class Sale:
     currency: str
     shop_domain: str
     at: float
+    location_id: int = 0
 
 
 def order_body(sale: Sale) -> dict[str, Any]:
@@ -215,6 +220,133 @@ def order_body(sale: Sale) -> dict[str, Any]:
         "refunds": [],
         "shipping_address": None,
         "shipping_lines": [],
+    }
+
+
+def order_body_now(
+    sale: Sale, order: Order, refunds: list[dict[str, Any]], *, fulfillment_id: int | None, at: float
+) -> dict[str, Any]:
+    """The order as it stands after cancels, refunds and fulfilment (`orders/cancelled`,
+    `orders/fulfilled`): `cancelled_at`, `financial_status`, the line's remaining quantities,
+    its fulfillment, and the refunds made so far, embedded as Shopify embeds them."""
+    body = order_body(sale)
+    [line] = order.lines
+    [item] = body["line_items"]
+    stamp = iso(int(at))
+    if order.fully_refunded:
+        body["financial_status"] = "refunded"
+    elif line.refunded:
+        body["financial_status"] = "partially_refunded"
+    item["current_quantity"] = 0 if order.cancelled else line.refundable
+    item["fulfillable_quantity"] = 0 if order.cancelled or order.fulfilled else line.refundable
+    if order.cancelled:
+        body["cancelled_at"] = stamp
+        body["cancel_reason"] = "customer"
+        # Cancelling a paid order refunds it; an unpaid one has its authorization voided.
+        body["financial_status"] = "refunded" if order.paid else "voided"
+    if order.fulfilled and fulfillment_id is not None:
+        body["fulfillment_status"] = "fulfilled"
+        item["fulfillment_status"] = "fulfilled"
+        body["fulfillments"] = [
+            {
+                "id": fulfillment_id,
+                "admin_graphql_api_id": f"gid://shopify/Fulfillment/{fulfillment_id}",
+                "created_at": stamp,
+                "location_id": sale.location_id,
+                "name": f"#{1000 + sale.number}.1",
+                "order_id": sale.order_id,
+                "service": "manual",
+                "shipment_status": None,
+                "status": "success",
+                "tracking_company": None,
+                "tracking_number": None,
+                "tracking_numbers": [],
+                "tracking_url": None,
+                "tracking_urls": [],
+                "updated_at": stamp,
+                "line_items": [dict(item)],
+            }
+        ]
+    body["refunds"] = [dict(refund) for refund in refunds]
+    body["updated_at"] = stamp
+    return body
+
+
+def refund_body(
+    sale: Sale, refund: Refund, *, ids: Iterator[int], fulfilled: bool, at: float
+) -> dict[str, Any]:
+    """A `refunds/create` body. `restock_type` as the Admin API defines it: `return` for
+    fulfilled units put back, `cancel` for unfulfilled ones, `no_restock` when kept off the shelf."""
+    currency = sale.currency
+    stamp = iso(int(at))
+    zero = "0.00"
+    refund_id, transaction_id = next(ids), next(ids)
+    [item] = order_body(sale)["line_items"]
+    refund_lines = []
+    total = Decimal(0)
+    for line, quantity in refund.lines:
+        subtotal = (Decimal(sale.price) * quantity).quantize(Decimal("0.01"))
+        total += subtotal
+        restock_type = ("return" if fulfilled else "cancel") if refund.restock else "no_restock"
+        refund_lines.append(
+            {
+                "id": next(ids),
+                "quantity": quantity,
+                "line_item_id": int(line.line_id),
+                "location_id": sale.location_id if refund.restock else None,
+                "restock_type": restock_type,
+                "subtotal": float(subtotal),
+                "total_tax": 0.0,
+                "subtotal_set": _money_set(str(subtotal), currency),
+                "total_tax_set": _money_set(zero, currency),
+                "line_item": dict(item),
+            }
+        )
+    amount = str(total.quantize(Decimal("0.01")))
+    return {
+        "id": refund_id,
+        "order_id": sale.order_id,
+        "created_at": stamp,
+        "note": None,
+        "user_id": None,
+        "processed_at": stamp,
+        "duties": [],
+        "total_duties_set": _money_set(zero, currency),
+        "return": None,
+        "restock": refund.restock,
+        "additional_fees": [],
+        "total_additional_fees_set": _money_set(zero, currency),
+        "refund_shipping_lines": [],
+        "admin_graphql_api_id": f"gid://shopify/Refund/{refund_id}",
+        "order_adjustments": [],
+        "refund_line_items": refund_lines,
+        "transactions": [
+            {
+                "id": transaction_id,
+                "order_id": sale.order_id,
+                "kind": "refund",
+                "gateway": "manual",
+                "status": "success",
+                "message": "Refunded",
+                "created_at": stamp,
+                "test": False,
+                "authorization": None,
+                "location_id": None,
+                "user_id": None,
+                "parent_id": None,
+                "processed_at": stamp,
+                "device_id": None,
+                "error_code": None,
+                "source_name": "web",
+                "receipt": {},
+                "amount": amount,
+                "currency": currency,
+                "payment_id": f"r{refund_id}",
+                "manual_payment_gateway": True,
+                "amount_rounding": None,
+                "admin_graphql_api_id": f"gid://shopify/OrderTransaction/{transaction_id}",
+            }
+        ],
     }
 
 

@@ -19,7 +19,12 @@
 
 Control extras: `PUT items/{sku}` takes `parent_sku` (make the SKU a variation of that variable
 product), `manage_stock`, `backorders`; `POST sales` takes `topic` (order.created |
-order.updated); `GET /_sandbox/woocommerce/{store}/orders` lists each sale's deliveries.
+order.updated); `GET /_sandbox/woocommerce/{store}/orders` lists the deliveries of each sale
+and of each later change (`action`: sale, cancel, refund, fulfill). The order life cycle
+(`orders/{id}/cancel | refund | fulfill`) sends `order.updated` with the order as the REST API
+shows it then: `cancelled` (the stock it still holds goes back), `refunds` as
+`[{"id", "reason", "total": "-9.99"}]` and `refunded` once nothing is left (restocked units go
+back), `completed`. `pay` is 409: a sale is paid at checkout (`processing`).
 
 Auth (see `auth.py`): OAuth 1.0a query or header signatures, Basic auth, or `consumer_key` /
 `consumer_secret` query parameters, checked against the `consumer_key` / `consumer_secret`
@@ -32,6 +37,7 @@ and link base; by default the URL the store was last called at); `webhook_id`.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 import threading
@@ -45,6 +51,7 @@ from urllib.parse import quote, urlencode
 from ..clock import iso
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of
 from ..store import FieldParser, Store
 from ..typed_config import TypedConfig, choice, positive_integer, positive_number
 from ..validation import integer, reject_unknown_fields, text
@@ -66,6 +73,7 @@ from .catalog import (
     Product,
     Renderer,
     price_value,
+    wp_datetime,
 )
 from .errors import WpError, error_item
 from .params import (
@@ -199,6 +207,7 @@ class WooCommerceStore(TypedConfig, Store):
         super().__init__(name)
         self.catalog = Catalog()
         self.orders: dict[int, dict[str, Any]] = {}
+        self.order_book = OrderBook()
         self.sales: list[dict[str, Any]] = []
         self.authenticator = Authenticator()
         self.host_bucket = TokenBucket()
@@ -715,19 +724,7 @@ class WooCommerceStore(TypedConfig, Store):
             raise HttpError(400, f"deliveries must be at most {MAX_DELIVERIES}, got {deliveries}")
         topic = choice(*order_webhooks.TOPICS)(body.get("topic", "order.created"), "topic")
         order_id = self._order_id(body.get("order_id"))
-        webhook_url = self.config_value("webhook_url")
-        if not webhook_url:
-            raise HttpError(
-                409,
-                f"no webhook_url configured: POST /_sandbox/{self.kind}/{self.name}/config"
-                ' {"webhook_url": ...} first',
-            )
-        site_url = (
-            self.config_value("site_url")
-            or self._last_site_url
-            or f"http://localhost/woocommerce/{quote(self.name, safe='')}/"
-        )
-        site_url = site_url.rstrip("/") + "/"
+        webhook_url, site_url = self._webhook_target()
         with self.lock:
             product = self.catalog.find_sku(sku or "")
             if product is None:
@@ -748,31 +745,154 @@ class WooCommerceStore(TypedConfig, Store):
                 site_url=site_url,
             )
             self.orders[order_id] = order
-            sale = {
-                "order_id": order_id,
-                "sku": sku,
-                "quantity": quantity,
-                "topic": topic,
-                "recorded_at": iso(now),
-                "deliveries": [
-                    {
-                        "delivery_id": order_webhooks.new_delivery_id(),
-                        "status": "pending",
-                        "http_status": None,
-                        "error": None,
-                    }
-                    for _ in range(deliveries)
-                ],
-            }
-            self.sales.append(sale)
-            answer = {"order": order, "sale": _copy_sale(sale)}
+            [line_item] = order["line_items"]
+            self.order_book.add(
+                Order(
+                    str(order_id),
+                    [OrderLine(str(line_item["id"]), sku or "", quantity)],
+                    paid=True,
+                    created_at=now,
+                    updated_at=now,
+                    resource=order,
+                )
+            )
+            sale = self._delivery_record(order_id, "sale", topic, deliveries, now)
+            sale.update(sku=sku, quantity=quantity)
+            snapshot = copy.deepcopy(order)
+            answer = {"order": snapshot, "sale": _copy_sale(sale)}
+        self._deliver_in_background(sale, snapshot, webhook_url, site_url)
+        return Response(201, answer)
+
+    def _webhook_target(self) -> tuple[str, str]:
+        """Where webhooks go and the site they say they come from; 409 without a webhook_url."""
+        webhook_url = self.config_value("webhook_url")
+        if not webhook_url:
+            raise HttpError(
+                409,
+                f"no webhook_url configured: POST /_sandbox/{self.kind}/{self.name}/config"
+                ' {"webhook_url": ...} first',
+            )
+        site_url = (
+            self.config_value("site_url")
+            or self._last_site_url
+            or f"http://localhost/woocommerce/{quote(self.name, safe='')}/"
+        )
+        return webhook_url, site_url.rstrip("/") + "/"
+
+    def _delivery_record(
+        self, order_id: int, action: str, topic: str, deliveries: int, now: float
+    ) -> dict[str, Any]:
+        """A pending delivery of one order event, listed by `GET orders`. Call with `lock` held."""
+        record: dict[str, Any] = {
+            "order_id": order_id,
+            "action": action,
+            "topic": topic,
+            "recorded_at": iso(now),
+            "deliveries": [
+                {
+                    "delivery_id": order_webhooks.new_delivery_id(),
+                    "status": "pending",
+                    "http_status": None,
+                    "error": None,
+                }
+                for _ in range(deliveries)
+            ],
+        }
+        self.sales.append(record)
+        return record
+
+    def _deliver_in_background(self, record: dict[str, Any], order: dict[str, Any], url: str, source: str) -> None:
         threading.Thread(
             target=self._deliver,
-            args=(sale, order, webhook_url, site_url),
+            args=(record, order, url, source),
             name=f"woocommerce-webhook-{self.name}",
             daemon=True,
         ).start()
-        return Response(201, answer)
+
+    # --- control: the order life cycle ------------------------------------------------------
+
+    def order_view(self, order_id: str) -> dict[str, Any]:
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            return {**order.view(), "status": order.resource["status"]}
+
+    def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The shop sets the order `cancelled`: WooCommerce puts back the stock the order still
+        holds (`wc_maybe_increase_stock_levels`, less what refunds restocked) and the save
+        sends `order.updated`."""
+        deliveries = deliveries_of(body, MAX_DELIVERIES)
+        url, site_url = self._webhook_target()
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_cancel()
+            now = time.time()
+            for line in order.lines:
+                self._put_back(line.sku, line.quantity - line.restocked, now)
+            order.cancelled = True
+            return self._order_updated(order, "cancel", deliveries, now, url, site_url, status="cancelled")
+
+    def refund_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """A refund (`POST /orders/{id}/refunds` with `api_restock`): it shows in the order's
+        `refunds` as `{"id", "reason", "total"}` with a negative total, the order turns
+        `refunded` once nothing is left to refund, and restocked units go back on the shelf."""
+        url, site_url = self._webhook_target()
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            refund = refund_of(body, order, MAX_DELIVERIES)
+            now = time.time()
+            resource = order.resource
+            amount = Decimal(0)
+            for line, quantity in refund.lines:
+                item = next(item for item in resource["line_items"] if str(item["id"]) == line.line_id)
+                amount += Decimal(item["subtotal"]) / item["quantity"] * quantity
+                if refund.restock:
+                    self._put_back(line.sku, quantity, now)
+            refund_id = self.catalog.next_post_id()  # a refund is a post (shop_order_refund)
+            # Newest first, as WC_Order::get_refunds lists them.
+            resource["refunds"].insert(0, {"id": refund_id, "reason": "", "total": f"-{order_webhooks.money(amount)}"})
+            order.apply_refund(refund, refund_id=str(refund_id), at=now)
+            status = "refunded" if order.fully_refunded else resource["status"]
+            return self._order_updated(order, "refund", refund.deliveries, now, url, site_url, status=status)
+
+    def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """Nothing to pay: a sale here is paid at checkout (`processing`)."""
+        deliveries_of(body, MAX_DELIVERIES)
+        with self.lock:
+            state = self.order_book.get(order_id, f"{self.kind}/{self.name}").state
+        raise HttpError(409, f"order {order_id} is {state}: a WooCommerce sale here is paid at checkout")
+
+    def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
+        """The order ships: status `completed` (its stock was taken at checkout)."""
+        deliveries = deliveries_of(body, MAX_DELIVERIES)
+        url, site_url = self._webhook_target()
+        with self.lock:
+            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order.check_can_fulfill()
+            now = time.time()
+            order.fulfilled = True
+            order.resource["date_completed"] = order.resource["date_completed_gmt"] = wp_datetime(now)
+            return self._order_updated(order, "fulfill", deliveries, now, url, site_url, status="completed")
+
+    def _order_updated(
+        self, order: Order, action: str, deliveries: int, now: float, url: str, site_url: str, *, status: str
+    ) -> Response:
+        """Save the order's new status and send `order.updated`. Call with `lock` held."""
+        resource = order.resource
+        resource["status"] = status
+        resource["date_modified"] = resource["date_modified_gmt"] = wp_datetime(now)
+        order.updated_at = now
+        record = self._delivery_record(resource["id"], action, "order.updated", deliveries, now)
+        self._deliver_in_background(record, copy.deepcopy(resource), url, site_url)
+        return Response(200, {"order": {**order.view(), "status": status}, "delivery": _copy_sale(record)})
+
+    def _put_back(self, sku: str, units: int, now: float) -> None:
+        """Units back in the product's managed stock. Call with `lock` held."""
+        product = self.catalog.find_sku(sku)
+        if product is None or units <= 0 or not product.manage_stock:
+            return
+        product.stock_quantity = (product.stock_quantity or 0) + units
+        product.refresh_stock_status()
+        product.modified_at = now
 
     @staticmethod
     def _order_id(value: Any) -> int | None:
@@ -829,7 +949,7 @@ class WooCommerceStore(TypedConfig, Store):
                 self._webhook_failures += 1
 
     def control_resource(self, request: Request, resource: str) -> Response | None:
-        """`GET /_sandbox/woocommerce/{store}/orders`: each sale's order id and deliveries."""
+        """`GET /_sandbox/woocommerce/{store}/orders`: each sale's and later change's deliveries."""
         if resource != "orders":
             return None
         if request.method != "GET":

@@ -55,12 +55,6 @@ def _wait_shown(live, sku: str, expected: dict[tuple[str, str], int]) -> None:
     wait_stock_shown(live.sandbox, sku, expected)
 
 
-def _order_event(channel) -> InboundEvent:
-    return wait_until(
-        lambda: InboundEvent.objects.filter(channel=channel, topic="orders/create").first(), message="no order webhook"
-    )
-
-
 def test_two_sales_on_two_channels_at_once_both_count_and_a_third_channel_sees_the_rest(live, receiver, store_name):
     # given: 5 in stock, shown to Shopify, Amazon and a webhook channel holding 1 back
     shopify = _shopify_store(live, receiver, f"{store_name}-s", "LAST-1", 5)
@@ -176,17 +170,32 @@ def test_reservation_then_cancel_releases_the_units(live, receiver, store_name):
     channel = _shopify_store(live, receiver, store_name, "RES-1", 5, commit_on="fulfilled")
     product_with_variants(handle="res", skus=["RES-1"], stock=5)
     _wait_shown(live, "RES-1", {("shopify", store_name): 5})
-    live.sandbox.sales("shopify", store_name, sku="RES-1", quantity=2)
+    sale = live.sandbox.sales("shopify", store_name, sku="RES-1", quantity=2)
     wait_until(lambda: _stock("RES-1") == (5, 2), message="the order was not reserved")
 
-    # when: the shop cancels the order (its orders/cancelled webhook)
-    order = json.loads(_order_event(channel).body)
-    order["cancelled_at"] = "2026-11-27T10:05:00-05:00"
-    _signed_post(f"{receiver}/webhooks/{channel.pk}/", json.dumps(order).encode(), _shopify_headers("orders/cancelled"))
+    # when: the shop cancels the order (and sends its own orders/cancelled webhook)
+    live.sandbox.order_action("shopify", store_name, sale["order_id"], "cancel")
 
     # then
     wait_until(lambda: _stock("RES-1") == (5, 0), message="the cancel did not release the reservation")
     assert OrderLine.objects.get(channel=channel, sku="RES-1").state == OrderLine.State.CANCELLED
+
+
+def test_a_reservation_is_committed_when_the_shop_fulfils_the_order(live, receiver, store_name):
+    # given: the channel sells units only when the order is fulfilled; the sale holds them
+    channel = _shopify_store(live, receiver, store_name, "FUL-1", 5, commit_on="fulfilled")
+    product_with_variants(handle="ful", skus=["FUL-1"], stock=5)
+    _wait_shown(live, "FUL-1", {("shopify", store_name): 5})
+    sale = live.sandbox.sales("shopify", store_name, sku="FUL-1", quantity=2)
+    wait_until(lambda: _stock("FUL-1") == (5, 2), message="the order was not reserved")
+
+    # when: the shop ships it (its orders/fulfilled webhook)
+    live.sandbox.order_action("shopify", store_name, sale["order_id"], "fulfill")
+
+    # then: the hold became a sale
+    wait_until(lambda: _stock("FUL-1") == (3, 0), message="the fulfilment did not commit the reservation")
+    assert OrderLine.objects.get(channel=channel, sku="FUL-1").state == OrderLine.State.COMMITTED
+    assert StockMovement.objects.filter(variant__sku="FUL-1", reason="sale").count() == 1
 
 
 def test_an_expired_reservation_is_released_by_beat(live, receiver, store_name):
@@ -210,20 +219,17 @@ def test_a_refund_with_restock_returns_the_units_once(live, receiver, store_name
     channel = _shopify_store(live, receiver, store_name, "REF-1", 5)
     product_with_variants(handle="ref", skus=["REF-1"], stock=5)
     _wait_shown(live, "REF-1", {("shopify", store_name): 5})
-    live.sandbox.sales("shopify", store_name, sku="REF-1", quantity=2)
+    sale = live.sandbox.sales("shopify", store_name, sku="REF-1", quantity=2)
     wait_until(lambda: _stock("REF-1") == (3, 0), message="the sale was not applied")
-    order = json.loads(_order_event(channel).body)
 
-    # when: a refund puts one unit back, delivered twice
-    refund = json.loads(reference_file("samples/shopify-refunds-create.rest-example.json").read_text())["refund"]
-    refund["order_id"] = order["id"]
-    refund["refund_line_items"][0].update(line_item_id=order["line_items"][0]["id"], restock_type="return", quantity=1)
-    refund["refund_line_items"][0]["line_item"]["sku"] = "REF-1"
-    headers = _shopify_headers("refunds/create")
-    for _ in range(2):
-        assert _signed_post(f"{receiver}/webhooks/{channel.pk}/", json.dumps(refund).encode(), headers).status_code == 200
+    # when: the shop refunds one unit and puts it back on the shelf; its refunds/create is
+    # delivered twice
+    live.sandbox.order_action("shopify", store_name, sale["order_id"], "refund",
+                              lines=[{"sku": "REF-1", "quantity": 1}], restock=True, deliveries=2)
 
     # then
+    wait_until(lambda: InboundEvent.objects.filter(channel=channel, topic="refunds/create", deliveries=2).exists(),
+               message="two deliveries of the refund not seen")
     wait_until(lambda: _stock("REF-1") == (4, 0), message="the refund did not restock")
     assert StockMovement.objects.filter(variant__sku="REF-1", reason="return").count() == 1
 
