@@ -36,6 +36,11 @@ class LineStatus(str, Enum):
     PAID = "paid"
     FULFILLED = "fulfilled"  # shipped
     CANCELLED = "cancelled"
+    # The money went back, and the channel says nothing of which units went back on the
+    # shelf (WooCommerce's `refunded`, Magento's `closed`): the sale stands, as the store's own
+    # stock does; a restock it does not report is for the merchant to record (or for
+    # reconciliation to find).
+    REFUNDED = "refunded"
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,12 @@ like webhooks that syncsvc fetched itself.
 
 An order's lines follow its `state`: `new`, `pending_payment`, `payment_review`, `holded`
 are not paid yet; `processing` is invoiced (paid); `complete` is shipped; `canceled` and
-`closed` (fully refunded) end it. Items of configurable and bundle products are parents: their
+`closed` (fully refunded: the sale stands, see below) end it. Items of configurable and bundle products are parents: their
 simple children carry the SKU whose stock moves. `qty_canceled` lowers what a line holds.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from .base import LineReport, LineStatus, MalformedPayload, ParsedWebhook, json_object, objects_in, parse_time, text_id
@@ -23,7 +24,10 @@ STATES = {
     "processing": LineStatus.PAID,
     "complete": LineStatus.FULFILLED,
     "canceled": LineStatus.CANCELLED,
-    "closed": LineStatus.CANCELLED,
+    # Closed = fully refunded. Magento returns credit-memo items to stock only when asked
+    # ("Return to Stock", off by default) and the order does not say whether it was, so the
+    # sale stands: see `LineStatus.REFUNDED`.
+    "closed": LineStatus.REFUNDED,
 }
 PARENT_TYPES = {"configurable", "bundle"}
 
@@ -49,8 +53,12 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
                 status=LineStatus.CANCELLED if held == 0 else status,
             )
         )
-    # The same order polled again unchanged has the same key: stored once.
-    return ParsedWebhook(key=f"order:{entity_id}:{updated_at}", topic=TOPIC, order_id=entity_id,
+    # The same order polled again unchanged has the same key: stored once. `updated_at` has
+    # one-second resolution, so the key also carries a digest of what the lines say: two
+    # changes within one second are two events.
+    news = hashlib.sha256(repr((order.get("state"), [(line.line_id, line.quantity, line.status.value)
+                                                       for line in lines])).encode()).hexdigest()[:16]
+    return ParsedWebhook(key=f"order:{entity_id}:{updated_at}:{news}", topic=TOPIC, order_id=entity_id,
                          triggered_at=parse_time(updated_at.replace(" ", "T") + "+00:00" if updated_at else None),
                          lines=tuple(lines))
 

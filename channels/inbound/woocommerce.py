@@ -9,6 +9,10 @@ webhook pending unless it gets a 200: it is acknowledged and nothing is stored.
 WooCommerce does not retry, but a host or a proxy may deliver twice, and every delivery has
 its own `X-WC-Webhook-Delivery-ID`; identical bodies carry identical news, so the dedupe key
 is the topic and a digest of the body. The body is the order resource of the REST API.
+
+Refunds (`refunds[]`, status `refunded`) do not say which units were put back on the shelf
+(WooCommerce restocks only when the merchant asks it to, and does not report it in the
+order), so they leave the sale standing; see `LineStatus.REFUNDED`.
 """
 from __future__ import annotations
 
@@ -40,7 +44,10 @@ STATUSES = {
     "completed": LineStatus.FULFILLED,
     "cancelled": LineStatus.CANCELLED,
     "failed": LineStatus.CANCELLED,     # payment failed: WooCommerce releases the stock
-    "refunded": LineStatus.CANCELLED,
+    # Refunded: WooCommerce restocks only when the merchant ticks "restock refunded items",
+    # and its order resource does not say whether they did (`refunds[]` carries ids, reasons
+    # and totals, no lines), so a refund never moves stock here.
+    "refunded": LineStatus.REFUNDED,
     "trash": LineStatus.CANCELLED,
 }
 

@@ -54,6 +54,8 @@ def source_of(channel: Channel) -> str:
 def target_state(status: LineStatus, *, commit_on: str) -> str:
     if status is LineStatus.CANCELLED:
         return State.CANCELLED
+    if status is LineStatus.REFUNDED:
+        return State.COMMITTED
     threshold = COMMIT_ON.get(commit_on, LineStatus.PAID)
     return State.COMMITTED if _PROGRESS.index(status) >= _PROGRESS.index(threshold) else State.RESERVED
 

@@ -3,7 +3,7 @@
 The cursor is not kept anywhere of its own: it is the newest `updated_at` among the orders
 already stored for the channel, less an overlap (orders updated within the same second, a
 clock a little behind), and what the overlap fetches again is deduplicated by its key
-(order id and `updated_at`). A channel polled for the first time looks back
+(order id, `updated_at` and a digest of its lines). A channel polled for the first time looks back
 `settings.orders_lookback_s` (default one day).
 """
 from __future__ import annotations

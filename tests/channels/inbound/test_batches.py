@@ -249,3 +249,51 @@ def test_an_event_older_than_the_lines_last_news_is_noted_as_stale_and_moves_not
     created.refresh_from_db()
     assert "stale" in created.detail
     assert stock_totals(sku="ST-1") == (4, 0)
+
+
+def _woo_order(order_id: int, status: str, lines: list[tuple[int, str, int]]) -> dict:
+    return {"id": order_id, "status": status, "date_modified_gmt": "2026-11-27T10:00:00",
+            "line_items": [{"id": line_id, "sku": sku, "quantity": qty} for line_id, sku, qty in lines],
+            "refunds": [{"id": 90, "reason": "", "total": f"-{10 * lines[0][2]}.00"}] if status == "refunded" else []}
+
+
+def test_a_woocommerce_refund_leaves_the_sale_standing_and_moves_no_stock():
+    # given: a paid WooCommerce order, then fully refunded (the order does not say whether the
+    # merchant restocked, and WooCommerce restocks only when asked)
+    product_with_variants(handle="w", skus=["W-1"], stock=5)
+    channel = ChannelFactory(kind="woocommerce", enabled=False,
+                             credentials={"consumer_key": "ck", "consumer_secret": "cs", "webhook_secret": "s"})
+    for status in ("processing", "refunded"):
+        InboundEvent.objects.create(
+            channel=channel, key=str(uuid.uuid4()), topic="order.updated",
+            headers={"X-WC-Webhook-Topic": "order.updated"},
+            body=json.dumps(_woo_order(3001, status, [(11, "W-1", 2)])), received_at=timezone.now(),
+        )
+
+    # when
+    inbound_batch_process(channel_id=channel.pk)
+
+    # then: sold once, nothing returned
+    assert stock_totals(sku="W-1") == (3, 0)
+    assert not StockMovement.objects.filter(reason="return").exists()
+    assert list(OrderLine.objects.values_list("state", flat=True)) == ["committed"]
+
+
+def test_a_woocommerce_refund_of_a_reserved_order_commits_it_as_the_store_counts_it():
+    # given: held until fulfilled; WooCommerce took the stock at "processing" and a refund
+    # without restock keeps it taken
+    product_with_variants(handle="w2", skus=["W-2"], stock=5)
+    channel = ChannelFactory(kind="woocommerce", enabled=False, settings={"commit_on": "fulfilled"},
+                             credentials={"consumer_key": "ck", "consumer_secret": "cs", "webhook_secret": "s"})
+    for status in ("processing", "refunded"):
+        InboundEvent.objects.create(
+            channel=channel, key=str(uuid.uuid4()), topic="order.updated",
+            headers={"X-WC-Webhook-Topic": "order.updated"},
+            body=json.dumps(_woo_order(3002, status, [(12, "W-2", 1)])), received_at=timezone.now(),
+        )
+
+    # when
+    inbound_batch_process(channel_id=channel.pk)
+
+    # then: no reservation left to expire and give the unit back
+    assert stock_totals(sku="W-2") == (4, 0)

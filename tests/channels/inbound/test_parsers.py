@@ -98,6 +98,15 @@ def test_woocommerce_order_lines_follow_the_order_status():
     assert {line.line_id for line in updated.lines} and updated.key != created.key
 
 
+def test_woocommerce_refunded_order_reports_its_lines_refunded_not_cancelled():
+    order = json.loads(reference_file("samples/woocommerce-order-updated.json").read_text())
+    order["status"] = "refunded"
+
+    parsed = woocommerce.parse(headers={"X-WC-Webhook-Topic": "order.updated"}, body=json.dumps(order).encode())
+
+    assert parsed.lines and {line.status for line in parsed.lines} == {LineStatus.REFUNDED}
+
+
 def test_woocommerce_creation_ping_is_recognised_and_signature_checked():
     assert woocommerce.is_ping(headers={}, body=b"webhook_id=17")
     assert not woocommerce.is_ping(headers={"X-WC-Webhook-Topic": "order.created"}, body=b"webhook_id=17")

@@ -29,7 +29,7 @@ def _docs_order() -> bytes:
 def test_magento_docs_order_is_read_line_by_line_and_is_not_paid_yet():
     parsed = magento.parse(headers={}, body=_docs_order())
 
-    assert parsed.key == "order:3:2017-08-21 22:22:20" and parsed.order_id == "3"
+    assert parsed.key.startswith("order:3:2017-08-21 22:22:20:") and parsed.order_id == "3"
     assert [(line.line_id, line.sku, line.quantity, line.status) for line in parsed.lines] == [
         ("3", "WS12-M-Orange", 1, LineStatus.OPEN),
     ]
@@ -45,6 +45,26 @@ def test_magento_configurable_parent_item_moves_no_stock_and_cancelled_quantity_
     parsed = magento.parse(headers={}, body=json.dumps(order).encode())
 
     assert [(line.line_id, line.quantity, line.status) for line in parsed.lines] == [("3", 2, LineStatus.PAID)]
+
+
+def test_two_changes_of_a_magento_order_within_one_second_are_two_events_and_a_repoll_is_one():
+    order = json.loads(_docs_order())
+    first = magento.parse(headers={}, body=json.dumps(order).encode())
+    again = magento.parse(headers={}, body=json.dumps(order).encode())
+    order["state"] = "canceled"  # same `updated_at`: Magento's clock has one-second resolution
+    cancelled = magento.parse(headers={}, body=json.dumps(order).encode())
+
+    assert first.key == again.key
+    assert cancelled.key != first.key
+
+
+def test_a_closed_magento_order_leaves_its_sale_standing():
+    order = json.loads(_docs_order())
+    order["state"] = "closed"  # fully refunded; "Return to Stock" is not in the order
+
+    parsed = magento.parse(headers={}, body=json.dumps(order).encode())
+
+    assert [line.status for line in parsed.lines] == [LineStatus.REFUNDED]
 
 
 @pytest.mark.stack
