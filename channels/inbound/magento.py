@@ -12,7 +12,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from .base import LineReport, LineStatus, MalformedPayload, ParsedWebhook, json_object, objects_in, parse_time, text_id
+from .base import (
+    LineReport,
+    LineStatus,
+    MalformedPayload,
+    ParsedWebhook,
+    json_object,
+    objects_in,
+    parse_time,
+    text_id,
+)
 
 WEBHOOKS = False
 TOPIC = "orders.polled"
