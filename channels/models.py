@@ -108,6 +108,11 @@ class SyncMark(models.Model):
         return f"{self.channel_id}/{self.variant_id}/{self.aspect}@{self.version}"
 
 
+# Attempts that are not a success, and failed attempts no later success resolved yet.
+PROBLEM = ~models.Q(status="success")
+OPEN_FAILURE = models.Q(resolved_at__isnull=True, status__in=["failure", "throttled"])
+
+
 class SyncAttempt(models.Model):
     """One attempt to deliver one aspect of one SKU to one channel, with its hop timestamps."""
 
@@ -117,7 +122,8 @@ class SyncAttempt(models.Model):
         THROTTLED = "throttled"
         IGNORED = "ignored"
 
-    channel = models.ForeignKey(Channel, related_name="attempts", on_delete=models.CASCADE)
+    # No index of its own: the (channel, timestamp) index leads with it.
+    channel = models.ForeignKey(Channel, related_name="attempts", on_delete=models.CASCADE, db_index=False)
     variant_id = models.BigIntegerField(null=True)
     sku = models.CharField(max_length=100)
     event_type = models.CharField(max_length=16)
@@ -137,10 +143,21 @@ class SyncAttempt(models.Model):
 
     class Meta:
         ordering = ["-id"]
+        # The sync log is read newest first by time (keyset on timestamp, id) with one
+        # equality filter or two, and a time range: each index ends with `timestamp`, so every
+        # such query is one backward range scan that stops after a page. Problems (anything
+        # not a success, ~3% of rows) get small partial indexes of their own; the flush's
+        # "resolve earlier failures" update has a tiny one of open failures. See migration
+        # 0006 and benchmarks/synclog.py.
         indexes = [
             models.Index(fields=["channel", "timestamp"], name="attempt_channel_time_idx"),
             models.Index(fields=["sku", "timestamp"], name="attempt_sku_time_idx"),
-            models.Index(fields=["channel", "status", "resolved_at"], name="attempt_unresolved_idx"),
+            models.Index(fields=["status", "timestamp"], name="attempt_problem_time_idx", condition=PROBLEM),
+            models.Index(
+                fields=["channel", "status", "timestamp"], name="attempt_channel_problem_idx", condition=PROBLEM
+            ),
+            models.Index(fields=["error_code", "timestamp"], name="attempt_error_time_idx", condition=~models.Q(error_code="")),
+            models.Index(fields=["channel", "sku"], name="attempt_open_failure_idx", condition=OPEN_FAILURE),
         ]
 
     def __str__(self) -> str:

@@ -11,6 +11,7 @@ from .services.inbound import _enqueue as _enqueue_inbound
 from .services.inbound import inbound_drain, inbound_drain_started, inbound_process_due
 from .services.orders import reservations_expire
 from .services.polling import channels_to_poll, orders_poll
+from .services.retention import synclog_prune as retention_prune
 from .wakeups import wake_channel, wake_flag_clear
 
 
@@ -43,6 +44,16 @@ def sweep() -> int:
 def prune_settled() -> int:
     """Settled marks only matter for the hot window; keep an hour for inspection."""
     return marks_prune_settled(older_than_s=3600)
+
+
+@shared_task(name="channels.synclog_prune", ignore_result=True)
+def synclog_prune() -> int:
+    """Beat: delete sync log rows and change records past the retention, in batches within a
+    time budget; re-queued at once while old rows remain."""
+    outcome = retention_prune()
+    if outcome.more:
+        synclog_prune.apply_async(countdown=1)
+    return outcome.attempts + outcome.changes
 
 
 # --- inbound webhooks and orders ---------------------------------------------------------------

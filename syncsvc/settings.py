@@ -131,6 +131,7 @@ CELERY_TASK_ROUTES = {
     "channels.reservations_expire": {"queue": "maintenance"},
     "channels.poll_orders": {"queue": "maintenance"},
     "channels.orders_poll": {"queue": "inbound"},
+    "channels.synclog_prune": {"queue": "maintenance"},
 }
 # Longer than any countdown we use, so a delayed wake-up is never redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -168,6 +169,13 @@ SYNCSVC = {
     "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
     # Channels without order webhooks (Magento) are polled this often.
     "ORDERS_POLL_INTERVAL_S": env.float("SYNCSVC_ORDERS_POLL_INTERVAL_S", default=30.0),
+    # Retention: sync log rows (every status) and superseded change records older than this
+    # are deleted by beat every PRUNE_INTERVAL_S, PRUNE_BATCH rows per short transaction, at
+    # most PRUNE_BUDGET_S per run (a run that leaves old rows behind re-queues itself).
+    "SYNCLOG_RETENTION_DAYS": env.float("SYNCSVC_SYNCLOG_RETENTION_DAYS", default=30.0),
+    "SYNCLOG_PRUNE_INTERVAL_S": env.float("SYNCSVC_SYNCLOG_PRUNE_INTERVAL_S", default=900.0),
+    "SYNCLOG_PRUNE_BATCH": env.int("SYNCSVC_SYNCLOG_PRUNE_BATCH", default=5000),
+    "SYNCLOG_PRUNE_BUDGET_S": env.float("SYNCSVC_SYNCLOG_PRUNE_BUDGET_S", default=20.0),
 }
 
 
@@ -202,6 +210,11 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": SYNCSVC["SWEEP_INTERVAL_S"] * 2},
     },
     "channels-prune-settled": {"task": "channels.prune_settled", "schedule": 300.0, "options": {"expires": 300}},
+    "channels-synclog-prune": {
+        "task": "channels.synclog_prune",
+        "schedule": SYNCSVC["SYNCLOG_PRUNE_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["SYNCLOG_PRUNE_INTERVAL_S"]},
+    },
     # Inbound events stored but not applied (a lost task, a refund waiting for its order).
     "channels-inbound-sweep": {
         "task": "channels.inbound_sweep",

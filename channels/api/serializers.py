@@ -78,7 +78,7 @@ class SyncAttemptSerializer(serializers.ModelSerializer):
         fields = [
             "id", "timestamp", "event_type", "sku", "channel", "status", "error_code", "error_message",
             "retry_count", "resolved_at", "latency_ms", "version", "committed_at", "enqueued_at",
-            "started_at", "acknowledged_at",
+            "started_at", "acknowledged_at", "verified_at",
         ]
 
 
