@@ -1,0 +1,155 @@
+"""Forced resync, reconciliation and incidents, for operators:
+
+- `POST /channels/{id}/resync/` `{"skus": [...]}` or `{"all": true}` (optionally `"aspects"`)
+  -> `202 {"job": id, ...progress}`; `GET` lists the channel's jobs;
+- `GET /channels/{id}/resync/{job}/?state=&limit=&offset=` -> progress and per-SKU outcomes;
+- `POST /channels/{id}/reconcile/` -> `202`: read the next batch of live values now;
+- `GET /incidents/?open=true`.
+"""
+from __future__ import annotations
+
+from django.db.models import Count
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..models import Channel, Incident, ResyncItem, ResyncJob
+from ..services.live_values import can_read_back
+from ..services.resync import ResyncError, resync_progress, resync_start
+from ..tasks import reconcile_channel_task
+
+OPS = ("ops",)
+ITEMS_DEFAULT = 100
+ITEMS_MAX = 1000
+
+
+class ResyncRequestSerializer(serializers.Serializer):
+    skus = serializers.ListField(child=serializers.CharField(max_length=100), required=False, allow_empty=True)
+    all = serializers.BooleanField(required=False, default=False)
+    aspects = serializers.ListField(child=serializers.CharField(max_length=16), required=False, allow_empty=False)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+
+    def validate(self, data):
+        if data.get("all") and "skus" in data:
+            raise ValidationError({"skus": ["give either a list of SKUs or all: true, not both"]})
+        if not data.get("all") and "skus" not in data:
+            raise ValidationError({"skus": ["a list of SKUs is required (or all: true)"]})
+        return data
+
+
+class ResyncItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ResyncItem
+        fields = ("sku", "state", "detail", "updated_at")
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    channels = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    resync_jobs = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    alerts = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Incident
+        fields = ("id", "title", "cause", "channels", "skus", "detected_at", "recovered_at", "resync_jobs", "alerts")
+
+
+def _refused(error: ResyncError) -> Response:
+    if error.status == 400:
+        raise ValidationError({error.field: [error.message]})
+    return Response({"detail": error.message, "errors": {error.field: [error.message]}}, status=error.status)
+
+
+class ResyncView(APIView):
+    write_roles = OPS
+
+    @extend_schema(request=ResyncRequestSerializer, responses={202: dict})
+    def post(self, request, pk):
+        """Resync these SKUs (or all) on the channel: sent at its rate, then read back."""
+        channel = get_object_or_404(Channel, pk=pk)
+        body = ResyncRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            job = resync_start(
+                channel=channel, skus=data.get("skus"), all_skus=data["all"], aspects=data.get("aspects"),
+                requested_by=request.user.get_username(), reason=data["reason"] or "requested through the API",
+            )
+        except ResyncError as error:
+            return _refused(error)
+        return Response(resync_progress(job), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, pk):
+        """The channel's resync jobs, newest first, with their progress."""
+        channel = get_object_or_404(Channel, pk=pk)
+        jobs = ResyncJob.objects.filter(channel=channel).select_related("channel").order_by("-created_at")
+        limit = _int_param(request, "limit", 20, 1, 100)
+        return Response({"results": [resync_progress(job) for job in jobs[:limit]]})
+
+
+class ResyncJobView(APIView):
+    @extend_schema(responses={200: dict})
+    def get(self, request, pk, job_id):
+        """Progress (done/total, ETA) and per-SKU outcomes, `?state=` to filter them."""
+        job = get_object_or_404(ResyncJob.objects.select_related("channel"), pk=job_id, channel_id=pk)
+        items = ResyncItem.objects.filter(job=job).order_by("pk")
+        state = request.query_params.get("state")
+        if state:
+            if state not in ResyncItem.State.values:
+                raise ValidationError({"state": [f"one of {', '.join(ResyncItem.State.values)}"]})
+            items = items.filter(state=state)
+        limit = _int_param(request, "limit", ITEMS_DEFAULT, 1, ITEMS_MAX)
+        offset = _int_param(request, "offset", 0, 0, None)
+        counts = dict(ResyncItem.objects.filter(job=job).values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+        page = list(items[offset:offset + limit + 1])
+        return Response({
+            **resync_progress(job),
+            "counts": {state: counts.get(state, 0) for state in ResyncItem.State.values},
+            "items": ResyncItemSerializer(page[:limit], many=True).data,
+            "items_offset": offset,
+            "items_more": len(page) > limit,
+        })
+
+
+class ReconcileNowView(APIView):
+    write_roles = OPS
+
+    @extend_schema(request=None, responses={202: dict})
+    def post(self, request, pk):
+        """Read the channel's next batch of live values now (beyond its paced cycle)."""
+        channel = get_object_or_404(Channel, pk=pk)
+        if not channel.enabled or not can_read_back(channel):
+            message = "disabled" if not channel.enabled else f"a {channel.kind} channel cannot be read back"
+            return Response({"detail": f"{channel.name}: {message}", "errors": {"channel": [message]}},
+                            status=status.HTTP_409_CONFLICT)
+        reconcile_channel_task.delay(channel.pk, force=True)
+        return Response({"channel": channel.pk, "queued": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class IncidentList(generics.ListAPIView):
+    serializer_class = IncidentSerializer
+
+    def get_queryset(self):
+        incidents = Incident.objects.prefetch_related("channels", "resync_jobs", "alerts").order_by("-detected_at")
+        opened = self.request.query_params.get("open")
+        if opened is not None:
+            if opened not in ("true", "false"):
+                raise ValidationError({"open": ["true or false"]})
+            incidents = incidents.filter(recovered_at__isnull=opened == "true")
+        return incidents
+
+
+def _int_param(request, name: str, default: int, low: int, high: int | None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError({name: ["must be a whole number"]}) from None
+    if value < low or (high is not None and value > high):
+        raise ValidationError({name: [f"must be between {low} and {high}" if high else f"must be at least {low}"]})
+    return value
