@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """`make bench`: measure syncsvc end to end against real processes and print a Markdown table.
 
-    python benchmarks/run.py [--duration 60] [--rate 50] [--skip naive|coalesced|ingest|shopify|inbound]
+    python benchmarks/run.py [--duration 60] [--rate 50] [--skip naive|coalesced|ingest|shopify|inbound|synclog]
+                             [--synclog-rows 10000000]
 
 $DATABASE_URL / $REDIS_URL come from the caller (defaults, printed: PostgreSQL on
 127.0.0.1:5432 as postgres if it answers, else SQLite; Redis 127.0.0.1:6379 db 12). The
@@ -34,6 +35,10 @@ queue `bench`) for the naive baseline, then measures:
    process): signed order webhooks per second verified, stored and applied (counts exact)
    beside the same stack's `/health/` rate, and a flash sale over three stores per buffer
    setting, counting oversells.
+6. synclog: the sync log at `--synclog-rows` rows (`benchmarks/synclog.py`, no process
+   needed: alone, with every other measurement skipped, the stack is not started):
+   `GET /api/v1/sync-logs/` per query shape, first and deep keyset page, with migration 0005's
+   indexes and with 0006's, and the retention delete of one day.
 
 Also reports CPU per component (psutil) and PostgreSQL's counters per steady-state run, to
 show what limits the numbers. Writes the report to var/bench-results.md (child logs in
@@ -92,6 +97,7 @@ TARGET_INGEST_ROWS_S = 10_000.0
 RESULTS = VAR / "bench-results.md"
 NAIVE_QUEUE = "bench"
 LOG_DIR = VAR / "bench-logs"
+STACK_MEASUREMENTS = ("coalesced", "naive", "ingest", "shopify", "inbound")
 STOPPING = threading.Event()  # set on SIGTERM/SIGINT: the issuing threads stop at once
 
 
@@ -113,10 +119,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="threads issuing the steady-state changes (8)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--drain-timeout", type=float, default=180.0, help="seconds to wait for delivery to finish")
-    parser.add_argument("--skip", action="append", default=[], choices=["coalesced", "naive", "ingest", "shopify", "inbound"],
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["coalesced", "naive", "ingest", "shopify", "inbound", "synclog"],
                         help="leave a measurement out (while developing)")
     parser.add_argument("--shopify-naive-changes", type=int, default=1_000,
                         help="changes the Shopify burst's naive strategy runs before extrapolating (1,000; 10,000 = all)")
+    parser.add_argument("--synclog-rows", type=int, default=10_000_000,
+                        help="sync log rows the log's query and retention benchmark generates (10,000,000)")
     args = parser.parse_args(argv)
     if args.ingest_rows < args.skus:
         parser.error("--ingest-rows must be at least --skus (the ingest covers the steady-state SKUs too)")
@@ -776,8 +785,10 @@ class Bench:
 
     def run(self) -> str:
         self.clean_redis()
-        self.start()
-        self.seed()
+        # The sync log benchmark needs no process: alone, it runs without the stack.
+        if set(STACK_MEASUREMENTS) - set(self.args.skip):
+            self.start()
+            self.seed()
         coalesced = naive = None
         ingest = None
         if "coalesced" not in self.args.skip:
@@ -811,7 +822,17 @@ class Bench:
                                           log=log).markdown()
             except InboundBenchError as exc:
                 raise BenchError(str(exc)) from exc
-        return self.report(coalesced, naive, ingest) + "".join("\n" + part for part in (shopify, inbound) if part)
+        synclog = ""
+        if "synclog" not in self.args.skip:
+            from benchmarks.synclog import SynclogBenchError
+            from benchmarks.synclog import measure as measure_synclog
+
+            try:
+                synclog = measure_synclog(rows=self.args.synclog_rows, log=log).markdown()
+            except SynclogBenchError as exc:
+                raise BenchError(str(exc)) from exc
+        parts = (shopify, inbound, synclog)
+        return self.report(coalesced, naive, ingest) + "".join("\n" + part for part in parts if part)
 
     def report(self, coalesced: SteadyResult | None, naive: SteadyResult | None, ingest) -> str:
         import django
