@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from channels.admin.dashboard import dashboard_urls
 from channels.api.webhooks import channel_webhook
 
 from .health import health
@@ -14,6 +15,7 @@ api = [
 ]
 
 urlpatterns = [
+    path("admin/dashboard/", include(dashboard_urls())),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
     path("health/", health, name="health"),
