@@ -19,7 +19,7 @@ SETUP_PYTHON ?=
 PYTHON_CANDIDATES := $(or $(SETUP_PYTHON),python3.11 python3)
 PYTEST_ARGS  ?=
 
-.PHONY: help setup run test demo bench
+.PHONY: help setup run test demo bench browser
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -50,8 +50,21 @@ $(STAMP): pyproject.toml | $(PY)
 run: setup ## Run the whole service locally until Ctrl-C (http://127.0.0.1:8000)
 	@$(PY) scripts/devstack.py
 
-test: setup ## Run the test suite (PostgreSQL/Redis when available, else embedded)
+test: setup browser ## Run the test suite (PostgreSQL/Redis when available, else embedded)
 	@$(TESTENV) --label "make test" -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# The dashboard's browser test drives Debian's chromium (Playwright's own browser downloads are
+# never used). Installed here when missing and we may (root with apt-get); else it is skipped.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "make test: installing chromium for the browser test (apt-get)"; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; }; } \
+	    || echo "make test: could not install chromium; the browser test will be skipped"; \
+	elif [ ! -x $(CHROMIUM) ]; then \
+	  echo "make test: no $(CHROMIUM) (apt-get install chromium as root); the browser test will be skipped"; \
+	fi
 
 demo: setup ## Run the scripted end-to-end scenario and print per-channel latency
 	@$(TESTENV) --label "make demo" -- sh -c '$(PY) manage.py migrate --noinput -v 0 && exec $(PY) manage.py demo'

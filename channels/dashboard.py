@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from .models import Alert, Channel, ResyncJob, SyncAttempt
 from .selectors import channel_status
+from .services.incidents import failed_skus, failures_since
 
 SPARKLINE_MINUTES = 60
 SPARKLINE_WIDTH = 120
@@ -24,7 +25,7 @@ SPARKLINE_HEIGHT = 28
 # here: at most this many, the newest.
 SPARKLINE_MAX_ROWS = 20_000
 RECENT_FAILURES = 10
-# The "Resync failed SKUs" button sends at most this many (the unresolved failures, newest first).
+# The "Resync failed SKUs" button sends at most this many.
 FAILED_SKUS_MAX = 10_000
 RECENT_JOBS = 3
 STATES = ("healthy", "degraded", "dead", "paused")
@@ -69,7 +70,7 @@ def _channel_overview(channel: Channel, alerts: list[dict], now: datetime) -> di
         "sparkline": latency_sparkline(channel=channel, now=now),
         "alerts": alerts,
         "failures": failures,
-        "failed_skus": len(failed_skus(channel=channel)),
+        "failed_skus": len(resync_candidates(channel=channel)),
         "jobs": [_job_progress(job) for job in ResyncJob.objects.filter(channel=channel).select_related("channel")[:RECENT_JOBS]],
     }
 
@@ -124,23 +125,10 @@ def failures_recent(*, channel: Channel, limit: int = RECENT_FAILURES) -> list[d
     return [{**row, "timestamp": _iso(row["timestamp"]), "error_message": row["error_message"][:200]} for row in rows]
 
 
-def failed_skus(*, channel: Channel, limit: int = FAILED_SKUS_MAX) -> list[str]:
-    """The SKUs with an unresolved failed attempt on the channel: what its resync button sends."""
-    skus: list[str] = []
-    seen: set[str] = set()
-    rows = (
-        SyncAttempt.objects.filter(channel=channel, status=SyncAttempt.Status.FAILURE, resolved_at__isnull=True)
-        .order_by("-id")
-        .values_list("sku", flat=True)
-    )
-    # Walk in chunks: one SKU failing a hundred times must not crowd the others out.
-    for sku in rows.iterator(chunk_size=2000):
-        if sku not in seen:
-            seen.add(sku)
-            skus.append(sku)
-            if len(skus) >= limit:
-                break
-    return skus
+def resync_candidates(*, channel: Channel) -> list[str]:
+    """What the channel's "Resync failed SKUs" button sends: the SKUs that failed (or gave up,
+    or drifted) since its last incident closed, as the admin's resync action counts them."""
+    return failed_skus(channel=channel, since=failures_since(channel))[:FAILED_SKUS_MAX]
 
 
 def _open_alerts(*, channel_ids: list[int]) -> dict[int, list[dict]]:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from syncsvc.permissions import user_roles
 
-from ..dashboard import dashboard_overview, failed_skus
+from ..dashboard import dashboard_overview, resync_candidates
 from ..models import Channel
 
 REFRESH_S = 3
@@ -48,14 +48,13 @@ def dashboard_data(request: HttpRequest) -> JsonResponse:
 
 @require_POST
 def dashboard_resync(request: HttpRequest, channel_id: int) -> HttpResponse:
-    """Queue a forced resync of exactly the SKUs whose last attempts on this channel failed
-    and are not resolved yet."""
+    """Queue a forced resync of the channel's failed SKUs (`resync_candidates`)."""
     if not can_resync(request.user):
         raise PermissionDenied("Resyncing needs the ops or merchandiser role.")
     channel = get_object_or_404(Channel, pk=channel_id)
-    skus = failed_skus(channel=channel)
+    skus = resync_candidates(channel=channel)
     if not skus:
-        messages.info(request, f"{channel.name}: no unresolved failures, nothing to resync.")
+        messages.info(request, f"{channel.name}: no failed SKUs, nothing to resync.")
         return redirect("dashboard:index")
     # Imported on use: the resync service pulls in the adapters, which the admin does not need.
     from ..services.resync import ResyncError, resync_start

@@ -10,11 +10,32 @@ import pytest
 CHROMIUM = os.environ.get("SYNCSVC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
+def _missing() -> str:
+    """Why the browser tests cannot run here, or "" when they can."""
+    if not os.path.exists(CHROMIUM):
+        return f"browser test skipped: no Chromium at {CHROMIUM} (apt-get install chromium, or set SYNCSVC_CHROMIUM)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "browser test skipped: the playwright package is not installed (pip install -e '.[dev]')"
+    return ""
+
+
+def pytest_collection_modifyitems(config, items):
+    # Skipped at collection, before any fixture starts the stack for nothing.
+    reason = _missing()
+    if reason:
+        for item in items:
+            if item.get_closest_marker("browser"):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"browser test skipped: no Chromium at {CHROMIUM} (apt-get install chromium, or set SYNCSVC_CHROMIUM)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="browser test skipped: playwright is not installed")
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    from playwright import sync_api
     # Playwright's sync API keeps an asyncio loop in this thread, which makes Django refuse ORM
     # calls from the test ("async context"); they are plain sync calls here, so allow them while
     # the browser is open, and only then.

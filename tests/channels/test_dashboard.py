@@ -9,8 +9,8 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
-from channels.dashboard import failed_skus, latency_sparkline
-from channels.models import Alert, ResyncItem, ResyncJob, SyncAttempt
+from channels.dashboard import latency_sparkline, resync_candidates
+from channels.models import Alert, Incident, ResyncItem, ResyncJob, SyncAttempt
 from tests.factories import ChannelFactory, product_with_variants
 
 pytestmark = pytest.mark.django_db
@@ -105,16 +105,19 @@ def test_the_sparkline_is_the_p95_per_minute_of_the_last_hour():
     assert len(spark["points"].split()) == 2
 
 
-def test_failed_skus_are_the_distinct_unresolved_failures_of_that_channel():
+def test_the_resync_candidates_are_the_skus_failed_on_that_channel_since_its_last_incident_closed():
     channel, other = ChannelFactory(), ChannelFactory()
+    closed = Incident.objects.create(title="earlier outage", detected_at=timezone.now() - timedelta(minutes=9),
+                                     recovered_at=timezone.now() - timedelta(minutes=5))
+    closed.channels.add(channel)
+    _attempt(channel, "OLD-1", SyncAttempt.Status.FAILURE, at=timezone.now() - timedelta(minutes=6))
     _attempt(channel, "F-1", SyncAttempt.Status.FAILURE)
     _attempt(channel, "F-1", SyncAttempt.Status.FAILURE)
-    _attempt(channel, "F-2", SyncAttempt.Status.FAILURE)
-    _attempt(channel, "OK-1", SyncAttempt.Status.FAILURE, resolved=True)
-    _attempt(channel, "OK-2", SyncAttempt.Status.SUCCESS)
+    _attempt(channel, "F-2", SyncAttempt.Status.FAILURE, resolved=True)
+    _attempt(channel, "OK-1", SyncAttempt.Status.SUCCESS)
     _attempt(other, "F-3", SyncAttempt.Status.FAILURE)
 
-    assert sorted(failed_skus(channel=channel)) == ["F-1", "F-2"]
+    assert resync_candidates(channel=channel) == ["F-1", "F-2"]
 
 
 def test_the_resync_button_queues_a_job_for_exactly_the_failed_skus():
