@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from .models import Channel, SyncAttempt, SyncMark
+from .models import Alert, Channel, ChannelCircuit, ChannelHealth, SyncAttempt, SyncMark
 
 STATUS_WINDOW = timedelta(minutes=10)
 
@@ -21,6 +21,29 @@ def _percentile(sorted_values: list[float], fraction: float) -> float | None:
 def latency_percentiles(values: list[float]) -> dict[str, float | None]:
     ordered = sorted(values)
     return {"p50": _percentile(ordered, 0.50), "p95": _percentile(ordered, 0.95), "p99": _percentile(ordered, 0.99)}
+
+
+def channel_health_state(channel: Channel, *, error_rate: float, attempts: int) -> dict:
+    """The channel's state from its breaker and open alerts: paused (disabled by an operator) |
+    dead (circuit open or half-open, or an open dead_channel alert) | degraded (an open
+    degraded_channel alert, or its error rate over its threshold now) | healthy; with the
+    circuit and the kinds of its open alerts."""
+    circuit = ChannelCircuit.objects.filter(channel=channel).values("state", "opened_at", "probe_at").first()
+    circuit = circuit or {"state": ChannelCircuit.State.CLOSED, "opened_at": None, "probe_at": None}
+    open_alerts = sorted(Alert.objects.filter(channel=channel, cleared_at__isnull=True).values_list("kind", flat=True))
+    thresholds = ChannelHealth.objects.filter(channel=channel).values_list("degraded_error_rate", "degraded_min_attempts").first()
+    if thresholds is None:  # never edited: the defaults
+        thresholds = (ChannelHealth().degraded_error_rate, ChannelHealth().degraded_min_attempts)
+    max_rate, min_attempts = thresholds
+    if not channel.enabled:
+        state = "paused"
+    elif circuit["state"] != ChannelCircuit.State.CLOSED or Alert.Kind.DEAD_CHANNEL in open_alerts:
+        state = "dead"
+    elif Alert.Kind.DEGRADED_CHANNEL in open_alerts or (attempts >= min_attempts and error_rate > max_rate):
+        state = "degraded"
+    else:
+        state = "healthy"
+    return {"state": state, "circuit": circuit, "open_alerts": open_alerts}
 
 
 def channel_status(channel: Channel, *, now=None) -> dict:
@@ -39,26 +62,21 @@ def channel_status(channel: Channel, *, now=None) -> dict:
         .values_list("latency_ms", flat=True)[:10_000]
     )
     error_rate = recent["failed"] / recent["total"] if recent["total"] else 0.0
-    if not channel.enabled:
-        state = "paused"
-    elif pending["count"] and recent["total"] and not recent["succeeded"] and recent["failed"]:
-        state = "dead"
-    elif error_rate > 0.2:
-        state = "degraded"
-    else:
-        state = "healthy"
+    health = channel_health_state(channel, error_rate=error_rate, attempts=recent["total"])
     oldest = pending["oldest"]
     return {
         "id": channel.pk,
         "name": channel.name,
         "kind": channel.kind,
-        "state": state,
+        "state": health["state"],
         "pending": pending["count"],
         "failed": SyncMark.objects.filter(channel=channel, failed_at__isnull=False).count(),
         "oldest_pending_age_s": round((now - oldest).total_seconds(), 3) if oldest else None,
         "last_success_at": last_success,
         "error_rate_10m": round(error_rate, 4),
         "latency_ms": latency_percentiles(latencies),
+        "circuit": health["circuit"],
+        "open_alerts": health["open_alerts"],
     }
 
 

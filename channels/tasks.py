@@ -6,9 +6,12 @@ from django.db import OperationalError
 
 from .marks import channels_with_due_marks, marks_of_deleted_channels_drop, marks_prune_settled, next_due_in
 from .models import Channel, InboundEvent
+from .services.alert_rules import alerts_evaluate
+from .services.circuit import circuits_holding
 from .services.flush import REQUEUE_HORIZON_S, flush_channel
 from .services.inbound import _enqueue as _enqueue_inbound
 from .services.inbound import inbound_drain, inbound_drain_started, inbound_process_due
+from .services.notify import alert_notify
 from .services.orders import reservations_expire
 from .services.polling import channels_to_poll, orders_poll
 from .services.retention import synclog_prune as retention_prune
@@ -37,6 +40,7 @@ def sweep() -> int:
     known = dict(Channel.objects.filter(pk__in=due).values_list("pk", "enabled"))
     marks_of_deleted_channels_drop(channel_ids=sorted(due - set(known)))
     enabled = {pk for pk, is_enabled in known.items() if is_enabled}
+    enabled -= circuits_holding(channel_ids=enabled)  # open circuits wait for their probe
     return sum(wake_channel(pk) for pk in sorted(enabled))
 
 
@@ -104,3 +108,17 @@ def poll_orders() -> int:
 @shared_task(name="channels.orders_poll", ignore_result=True, expires=60)
 def orders_poll_task(channel_id: int) -> int:
     return orders_poll(channel_id=channel_id)
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+@shared_task(name="channels.alerts_evaluate", ignore_result=True)
+def evaluate_alerts() -> dict:
+    """Beat: every enabled channel against its thresholds; alerts open, refresh, clear."""
+    return alerts_evaluate()
+
+
+@shared_task(name="channels.alert_notify", ignore_result=True)
+def notify_alert(alert_id: int, event: str) -> None:
+    alert_notify(alert_id=alert_id, event=event)

@@ -138,6 +138,8 @@ CELERY_TASK_ROUTES = {
     "channels.reservations_expire": {"queue": "maintenance"},
     "channels.poll_orders": {"queue": "maintenance"},
     "channels.orders_poll": {"queue": "inbound"},
+    "channels.alerts_evaluate": {"queue": "maintenance"},
+    "channels.alert_notify": {"queue": "maintenance"},
     "channels.synclog_prune": {"queue": "maintenance"},
 }
 # Longer than any countdown we use, so a delayed wake-up is never redelivered early.
@@ -176,6 +178,25 @@ SYNCSVC = {
     "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
     # Channels without order webhooks (Magento) are polled this often.
     "ORDERS_POLL_INTERVAL_S": env.float("SYNCSVC_ORDERS_POLL_INTERVAL_S", default=30.0),
+    # Alerts: how often every channel is evaluated against its thresholds; inbound silence,
+    # when a channel has no threshold of its own, trips after FACTOR times its usual (p95) gap
+    # between events, and never sooner than FLOOR.
+    "ALERTS_INTERVAL_S": env.float("SYNCSVC_ALERTS_INTERVAL_S", default=15.0),
+    "INBOUND_SILENCE_FACTOR": env.float("SYNCSVC_INBOUND_SILENCE_FACTOR", default=3.0),
+    "INBOUND_SILENCE_FLOOR_S": env.float("SYNCSVC_INBOUND_SILENCE_FLOOR_S", default=900.0),
+    # Alert notifications: where they go when a channel names no destination of its own, the
+    # key their body is signed with (X-Syncsvc-Signature), how long a POST may take.
+    "ALERT_WEBHOOK_URL": env("SYNCSVC_ALERT_WEBHOOK_URL", default=""),
+    "ALERT_EMAILS": env("SYNCSVC_ALERT_EMAILS", default=""),
+    "ALERT_WEBHOOK_SECRET": env("SYNCSVC_ALERT_WEBHOOK_SECRET", default=""),
+    "ALERT_WEBHOOK_TIMEOUT_S": env.float("SYNCSVC_ALERT_WEBHOOK_TIMEOUT_S", default=5.0),
+    # Circuit breaker: opens after this many consecutive failed batches (retryable or auth
+    # errors, throttles do not count); a probe is allowed after PROBE_S, doubling per failed
+    # probe up to PROBE_CAP_S; a probe sends at most PROBE_ITEMS items.
+    "CIRCUIT_FAILURES": env.int("SYNCSVC_CIRCUIT_FAILURES", default=5),
+    "CIRCUIT_PROBE_S": env.float("SYNCSVC_CIRCUIT_PROBE_S", default=30.0),
+    "CIRCUIT_PROBE_CAP_S": env.float("SYNCSVC_CIRCUIT_PROBE_CAP_S", default=300.0),
+    "CIRCUIT_PROBE_ITEMS": env.int("SYNCSVC_CIRCUIT_PROBE_ITEMS", default=3),
     # Retention: sync log rows (every status) and superseded change records older than this
     # are deleted by beat every PRUNE_INTERVAL_S, PRUNE_BATCH rows per short transaction, at
     # most PRUNE_BUDGET_S per run (a run that leaves old rows behind re-queues itself).
@@ -184,6 +205,14 @@ SYNCSVC = {
     "SYNCLOG_PRUNE_BATCH": env.int("SYNCSVC_SYNCLOG_PRUNE_BATCH", default=5000),
     "SYNCLOG_PRUNE_BUDGET_S": env.float("SYNCSVC_SYNCLOG_PRUNE_BUDGET_S", default=20.0),
 }
+
+# E-mail (alert notifications): EMAIL_URL (e.g. smtp+tls://user:password@host:587), or
+# EMAIL_BACKEND; the console backend by default.
+if env("EMAIL_URL", default=""):
+    globals().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="syncsvc@localhost")
 
 
 def _fernet_key(raw: str) -> bytes:
@@ -237,5 +266,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels.reservations_expire",
         "schedule": SYNCSVC["RESERVATION_SWEEP_INTERVAL_S"],
         "options": {"expires": SYNCSVC["RESERVATION_SWEEP_INTERVAL_S"] * 2},
+    },
+    "channels-alerts-evaluate": {
+        "task": "channels.alerts_evaluate",
+        "schedule": SYNCSVC["ALERTS_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["ALERTS_INTERVAL_S"] * 2},
     },
 }

@@ -25,6 +25,11 @@ TEST_CLOCKS = {
     "SYNCSVC_INBOUND_SWEEP_INTERVAL_S": "1",
     "SYNCSVC_RESERVATION_SWEEP_INTERVAL_S": "1",
     "SYNCSVC_ORDERS_POLL_INTERVAL_S": "1",
+    "SYNCSVC_ALERTS_INTERVAL_S": "1",
+    "SYNCSVC_CIRCUIT_PROBE_S": "2",
+    "SYNCSVC_CIRCUIT_PROBE_CAP_S": "4",
+    # Not a clock: the key alert notifications are signed with, for the workers too.
+    "SYNCSVC_ALERT_WEBHOOK_SECRET": "test-alert-secret",
 }
 
 

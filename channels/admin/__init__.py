@@ -6,6 +6,7 @@ from inventory.admin import ReadOnlyAdmin
 from ..adapters.registry import ADAPTERS, adapter_class
 from ..models import Channel, InboundEvent, OrderLine, SyncAttempt, SyncMark
 from . import dashboard  # noqa: F401  (the dashboard's views and the admin index's link to it)
+from .alerts import ChannelHealthInline  # also registers alerts, thresholds and circuits
 
 
 class ChannelForm(forms.ModelForm):
@@ -52,6 +53,7 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "base_url", "enabled", "mode", "safety_stock"]
     list_filter = ["kind", "enabled", "mode"]
     readonly_fields = ["stored_credentials"]
+    inlines = [ChannelHealthInline]
 
     @admin.display(description="Stored credentials")
     def stored_credentials(self, channel: Channel) -> str:

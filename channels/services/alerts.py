@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..models import Alert, Channel, ChannelHealth
+from .notify import CLEARED, OPENED, alert_notify_later
 
 
 def health_of(channel: Channel | int) -> ChannelHealth:
@@ -30,7 +31,9 @@ def alert_raise(*, channel: Channel | int, kind: str, detail: str, data: dict | 
         return Alert.objects.get(channel_id=channel_id, kind=kind, cleared_at__isnull=True), False
     try:
         with transaction.atomic():
-            return Alert.objects.create(channel_id=channel_id, kind=kind, opened_at=now, **fields), True
+            alert = Alert.objects.create(channel_id=channel_id, kind=kind, opened_at=now, **fields)
+        alert_notify_later(alert_id=alert.pk, event=OPENED)
+        return alert, True
     except IntegrityError:  # opened by someone else a moment ago
         Alert.objects.filter(channel_id=channel_id, kind=kind, cleared_at__isnull=True).update(**fields)
         return Alert.objects.get(channel_id=channel_id, kind=kind, cleared_at__isnull=True), False
@@ -45,4 +48,5 @@ def alert_clear(*, channel: Channel | int, kind: str, detail: str = "") -> Alert
     alert.cleared_at = timezone.now()
     alert.cleared_detail = detail
     alert.save(update_fields=["cleared_at", "cleared_detail"])
+    alert_notify_later(alert_id=alert.pk, event=CLEARED)
     return alert

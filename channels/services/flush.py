@@ -33,6 +33,7 @@ from ..marks import (
 )
 from ..models import Channel, SyncAttempt
 from ..safety import shown_quantities
+from .circuit import batch_verdict, circuit_gate, circuit_record, circuit_release
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class FlushOutcome:
     delivered: int = 0
     failed: int = 0
     requeue_in: float | None = None
-    stopped: bool = False  # the channel is gone or disabled: nothing to re-queue
+    # The channel is gone or disabled, or its circuit is open: nothing to re-queue (the sweep
+    # wakes it when its probe is due).
+    stopped: bool = False
 
 
 def channel_config(channel: Channel) -> ChannelConfig:
@@ -81,21 +84,35 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
     channel = Channel.objects.filter(pk=channel_id, enabled=True).first()
     if channel is None:
         return FlushOutcome(stopped=True)
+    circuit = circuit_gate(channel_id=channel.pk)
+    if not circuit.allowed:
+        return FlushOutcome(stopped=True)
+    try:
+        return _flush(channel, circuit, enqueued_at)
+    finally:
+        circuit_release(gate=circuit)
+
+
+def _flush(channel: Channel, circuit, enqueued_at: float | None) -> FlushOutcome:
     adapter = adapter_for_channel(channel)
     batch_size = int(channel.settings.get("batch_size", adapter.batch_size))
     config = settings.SYNCSVC
     claimer = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     deadline = time.monotonic() + config["FLUSH_BUDGET_S"]
     delivered = failed = 0
-    for _ in range(config["FLUSH_MAX_BATCHES"]):
+    for _ in range(circuit.batches(config["FLUSH_MAX_BATCHES"])):
         if time.monotonic() > deadline:
             return FlushOutcome(delivered, failed, 0.0)
-        marks = marks_claim(channel_id=channel.pk, claimer=claimer, limit=batch_size, lease_s=config["LEASE_S"])
+        limit = circuit.batch_limit(batch_size)
+        marks = marks_claim(channel_id=channel.pk, claimer=claimer, limit=limit, lease_s=config["LEASE_S"])
         if not marks:
             break
-        ok, bad = _deliver_batch(channel, adapter, marks, claimer, enqueued_at)
+        ok, bad, results = _deliver_batch(channel, adapter, marks, claimer, enqueued_at, probe=circuit.probe)
+        circuit = circuit_record(gate=circuit, verdict=batch_verdict(results), detail=_first_error(results))
         delivered += ok
         failed += bad
+        if not circuit.allowed:
+            return FlushOutcome(delivered, failed, stopped=True)
         if bad:
             break  # the channel is struggling: leave the rest to the backoff schedule
     due_in = next_due_in(channel_id=channel.pk)
@@ -141,7 +158,14 @@ def _items(
     return items, by_key, gone
 
 
-def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, int]:
+def _first_error(results: list[PushResult]) -> str:
+    return next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
+
+
+def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool = False):
+    """Push one batch, log it, settle its marks; returns (delivered, not delivered, results).
+    A circuit breaker's `probe` counts no attempt and gives nothing up for a retryable failure
+    (the outage is the channel's)."""
     started_at = timezone.now()
     items, by_key, gone = _items(channel, marks)
     # The variant was deleted since: nothing to send. The ORM's cascade usually removed its
@@ -165,7 +189,7 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, 
         elif result.outcome is Outcome.THROTTLED:
             throttled.append(mark.id)
             retry_delay = max(retry_delay, result.retry_after or 1.0)
-        elif result.outcome is Outcome.PERMANENT or mark.attempts + 1 >= settings.SYNCSVC["MAX_ATTEMPTS"]:
+        elif result.outcome is Outcome.PERMANENT or (not probe and mark.attempts + 1 >= settings.SYNCSVC["MAX_ATTEMPTS"]):
             give_up.append((mark.id, result))
         else:
             retry.append(mark.id)
@@ -188,12 +212,12 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at) -> tuple[int, 
             ).update(resolved_at=timezone.now())
         error = next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
         marks_retry_later(mark_ids=throttled, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=False)
-        marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error)
+        marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=not probe)
         for mark_id, result in give_up:
             marks_give_up(mark_ids=[mark_id], claimer=claimer, error=f"{result.code}: {result.message}")
     if len(delivered) < len(items):
         log.warning("channel %s: %d of %d items not delivered (%s)", channel.name, len(items) - len(delivered), len(items), error)
-    return len(delivered), len(items) - len(delivered)
+    return len(delivered), len(items) - len(delivered), results
 
 
 def _attempt_row(channel, mark, item, result: PushResult, enqueued, started_at) -> SyncAttempt:
