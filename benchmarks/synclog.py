@@ -130,21 +130,21 @@ class SynclogResult:
             rows,
         ))
         verdict = "met" if worst < TARGET_P95_MS else "not met"
-        lines += ["", f"Target: every shape's p95 under {TARGET_P95_MS:g} ms with 0006's indexes: {verdict} "
-                      f"(worst p95 {ms(worst)} ms)."]
+        lines += ["", (f"Target: every shape's p95 under {TARGET_P95_MS:g} ms with 0006's indexes: {verdict} "
+                       f"(worst p95 {ms(worst)} ms).")]
         size_rows = [[name, f"{b / 2**20:,.0f}"] for name, b in sorted(self.sizes.get("ours", {}).items())]
         base_total = sum(self.sizes.get("baseline", {}).values())
         ours_total = sum(self.sizes.get("ours", {}).values())
         lines += [
             "",
-            f"Indexes (MB), ours: {', '.join(f'{n} {s}' for n, s in size_rows)}; total {ours_total / 2**20:,.0f} MB "
-            f"against the baseline's {base_total / 2**20:,.0f} MB. Built in {self.ours_build_s:.0f} s "
-            f"(non-concurrently; the baseline's in {self.baseline_build_s:.0f} s).",
+            (f"Indexes (MB), ours: {', '.join(f'{n} {s}' for n, s in size_rows)}; total {ours_total / 2**20:,.0f} MB "
+             f"against the baseline's {base_total / 2**20:,.0f} MB. Built in {self.ours_build_s:.0f} s "
+             f"(non-concurrently; the baseline's in {self.baseline_build_s:.0f} s)."),
             "",
-            f"Retention: `synclog_prune` deleted the {self.prune_rows:,} rows past the 30-day limit (one day) in "
-            f"{self.prune_s:.1f} s, {self.prune_batches} batches of ≤ 5,000 rows, each its own transaction "
-            f"(≈ {1000 * self.prune_s / max(1, self.prune_batches):.0f} ms a batch): "
-            f"{self.prune_rows / max(self.prune_s, 1e-9):,.0f} rows/s.",
+            (f"Retention: `synclog_prune` deleted the {self.prune_rows:,} rows past the 30-day limit (one day) in "
+             f"{self.prune_s:.1f} s, {self.prune_batches} batches of ≤ 5,000 rows, each its own transaction "
+             f"(≈ {1000 * self.prune_s / max(1, self.prune_batches):.0f} ms a batch): "
+             f"{self.prune_rows / max(self.prune_s, 1e-9):,.0f} rows/s."),
             "",
         ]
         return "\n".join(lines)
@@ -415,7 +415,14 @@ def measure(*, rows: int = 10_000_000, repeats: int = 15, log: Callable[[str], N
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    from benchmarks.support import VAR, bench_database, create_database, default_database_url, drop_database, redact
+    from benchmarks.support import (
+        VAR,
+        bench_database,
+        create_database,
+        default_database_url,
+        drop_database,
+        redact,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="attempts to generate (10,000,000)")

@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
+from .hops import hop_percentiles
 from .models import Alert, Channel, ChannelCircuit, ChannelHealth, SyncAttempt, SyncMark
 
 STATUS_WINDOW = timedelta(minutes=10)
@@ -75,6 +76,7 @@ def channel_status(channel: Channel, *, now=None) -> dict:
         "last_success_at": last_success,
         "error_rate_10m": round(error_rate, 4),
         "latency_ms": latency_percentiles(latencies),
+        "hops_ms": hop_percentiles(channel, since=since),
         "circuit": health["circuit"],
         "open_alerts": health["open_alerts"],
     }

@@ -9,6 +9,7 @@ being its retries; an attempt with a version above X delivered X coalesced with 
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 
 from inventory.models import Change
 
@@ -39,7 +40,7 @@ def _attempt_view(attempt: SyncAttempt, *, change_id: int, committed_at: datetim
     # A missing hop (no enqueue time: a flush woken by the sweep) is bridged by the one before.
     durations = {}
     known = committed_at
-    for (before, after), name in zip(zip(HOPS, HOPS[1:]), HOP_DURATIONS):
+    for (before, after), name in zip(pairwise(HOPS), HOP_DURATIONS, strict=True):
         known = hops[before] or known
         durations[name] = _ms(hops[after], known)
     return {

@@ -73,7 +73,7 @@ def test_a_change_is_traced_hop_by_hop_on_two_channels_one_failing_then_succeedi
 def test_pending_not_owed_and_coalesced_are_told_apart(ops):
     # given: a change owed to a paused channel (pending), delivered to another together with a
     # later change (coalesced), and a channel made after it (not owed)
-    paused = ChannelFactory(name="paused", enabled=False)
+    ChannelFactory(name="paused", enabled=False)
     busy = ChannelFactory(name="busy")
     product_with_variants(skus=["CO-1"])
     services.variant_update(variant=Variant.objects.get(sku="CO-1"), fields={"price": Decimal("2.00")})
