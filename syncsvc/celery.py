@@ -6,8 +6,13 @@ import os
 
 from celery import Celery
 
+from . import heartbeats, logcontext
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syncsvc.settings")
 
 app = Celery("syncsvc")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+heartbeats.install(app)
+logcontext.celery_signals_connect()

@@ -1,39 +1,75 @@
-"""Liveness and readiness: the database and Redis answer."""
+"""Liveness and readiness.
+
+`/health/` (readiness): the database and Redis answer, a live Celery worker consumes every
+queue the app routes to, and beat's heartbeat is fresh. 200 when all are ok, else 503 naming
+what failed. `/health/live/` (or `?live=1`): the process answers, nothing else is asked, so an
+orchestrator does not restart the web on a database blip.
+
+syncsvc knows nothing of the apps (imports run channels -> inventory -> syncsvc): every check
+here reads only the database connection, Redis and the heartbeats (syncsvc/heartbeats.py).
+"""
 from __future__ import annotations
 
-import os
-
-from django.conf import settings
-from django.db import connection
+import redis
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 
-_redis: dict[int, object] = {}  # one client (and its connection pool) per process, not per request
+from .heartbeats import heartbeats_read, redis_client, routed_queues, stale_after_s
 
 
-def _redis_client():
-    import redis
-
-    pid = os.getpid()  # a forked worker must not share its parent's sockets
-    client = _redis.get(pid)
-    if client is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        _redis.clear()
-        _redis[pid] = client
-    return client
+def _database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
 
 
-def health(request):
-    checks = {}
+def _workers(heartbeats) -> str:
+    if not heartbeats.workers:
+        return f"error: no worker heartbeat in the last {stale_after_s():.0f} s"
+    consumed = {queue for queues in heartbeats.workers.values() for queue in queues}
+    missing = sorted(routed_queues() - consumed)
+    if missing:
+        return f"error: no live worker consumes {', '.join(missing)}"
+    return "ok"
+
+
+def _beat(heartbeats) -> str:
+    age = heartbeats.beat_age_s
+    if age is None:
+        return "error: no beat heartbeat yet"
+    if age > stale_after_s():
+        # The heartbeat task runs on the maintenance queue: beat stopped, or that queue is stuck.
+        return f"error: last beat heartbeat {age:.0f} s ago (stale after {stale_after_s():.0f} s)"
+    return "ok"
+
+
+def health(request, live: bool = False):
+    if live or request.GET.get("live") in ("1", "true"):
+        return JsonResponse({"status": "ok", "checks": {"process": "ok"}})
+    checks: dict[str, str] = {}
+    details: dict[str, object] = {}
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:  # any driver error means not ready; say which
+        checks["database"] = _database()
+    except DatabaseError as exc:  # not ready; say why
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
-        _redis_client().ping()
+        client = redis_client()
+        client.ping()
         checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"error: {exc.__class__.__name__}"
-    ok = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status=200 if ok else 503)
+        heartbeats = heartbeats_read(client)
+        details = {"workers": sorted(heartbeats.workers), "beat_age_s": heartbeats.beat_age_s}
+        checks["workers"] = _workers(heartbeats)
+        checks["beat"] = _beat(heartbeats)
+    except redis.RedisError as exc:
+        checks.setdefault("redis", f"error: {exc.__class__.__name__}")
+        checks.setdefault("workers", "unknown: Redis unavailable")
+        checks.setdefault("beat", "unknown: Redis unavailable")
+    failed = sorted(name for name, value in checks.items() if value != "ok")
+    body = {"status": "ok" if not failed else "unavailable", "checks": checks, **details}
+    if failed:
+        body["failed"] = failed
+    return JsonResponse(body, status=503 if failed else 200)
+
+
+def liveness(request):
+    return health(request, live=True)

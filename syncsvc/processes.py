@@ -119,8 +119,20 @@ class ProcessStack:
              "--access-logfile", "-", "--graceful-timeout", "5"],
         )
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _answers(url + "/health/") or not self.children[name].alive(), timeout=30,
+        wait_for(lambda: _answers(url + "/health/live/") or not self.children[name].alive(), timeout=30,
                  message=self._why(name))
+        if not self.children[name].alive():
+            raise RuntimeError(self._why(name))
+        return url
+
+    def start_flower(self, *, name: str = "flower") -> str:
+        """Flower, as `make run` and docker start it; its login comes from FLOWER_BASIC_AUTH in
+        the environment (Flower reads it itself). Returns its base URL."""
+        port = free_port()
+        self.spawn(name, [sys.executable, "-m", "celery", "-A", "syncsvc", "flower",
+                          "--address=127.0.0.1", f"--port={port}"])
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _listening(port) or not self.children[name].alive(), timeout=30, message=self._why(name))
         if not self.children[name].alive():
             raise RuntimeError(self._why(name))
         return url
@@ -145,6 +157,14 @@ class ProcessStack:
     def _why(self, name: str) -> str:
         child = self.children.get(name)
         return f"{name} did not start; its log:\n{child.log_tail() if child else ''}"
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _answers(url: str) -> bool:

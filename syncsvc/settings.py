@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "syncsvc.logcontext.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # The admin's static files from gunicorn itself (no front server needed, none in tests).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -138,6 +139,7 @@ CELERY_TASK_ROUTES = {
     "channels.reservations_expire": {"queue": "maintenance"},
     "channels.poll_orders": {"queue": "maintenance"},
     "channels.orders_poll": {"queue": "inbound"},
+    "syncsvc.heartbeat": {"queue": "maintenance"},
     "channels.alerts_evaluate": {"queue": "maintenance"},
     "channels.alert_notify": {"queue": "maintenance"},
     "channels.synclog_prune": {"queue": "maintenance"},
@@ -178,6 +180,13 @@ SYNCSVC = {
     "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
     # Channels without order webhooks (Magento) are polled this often.
     "ORDERS_POLL_INTERVAL_S": env.float("SYNCSVC_ORDERS_POLL_INTERVAL_S", default=30.0),
+    # Heartbeats (/health/): every worker writes its own this often, beat has the
+    # `syncsvc.heartbeat` task write its own; older than STALE_INTERVALS intervals is dead.
+    "HEARTBEAT_INTERVAL_S": env.float("SYNCSVC_HEARTBEAT_INTERVAL_S", default=10.0),
+    "HEARTBEAT_STALE_INTERVALS": env.float("SYNCSVC_HEARTBEAT_STALE_INTERVALS", default=3.0),
+    "HEARTBEAT_PREFIX": env("SYNCSVC_HEARTBEAT_PREFIX", default="syncsvc:heartbeat"),
+    # /metrics wants `Authorization: Bearer <token>` when set; open when empty (local runs).
+    "METRICS_TOKEN": env("SYNCSVC_METRICS_TOKEN", default=""),
     # Alerts: how often every channel is evaluated against its thresholds; inbound silence,
     # when a channel has no threshold of its own, trips after FACTOR times its usual (p95) gap
     # between events, and never sooner than FLOOR.
@@ -229,11 +238,26 @@ ENCRYPTION_KEYS = [
 
 FLOWER_BASIC_AUTH = env("FLOWER_BASIC_AUTH", default="")
 
+# Logs: `text` (make run) or `json` (one object per line, for a log pipeline; docker). Every
+# line carries the change ids, channel, SKU and Celery task id it concerns, when known
+# (syncsvc/logcontext.py).
+LOG_FORMAT = env("SYNCSVC_LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ValueError(f"SYNCSVC_LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "syncsvc.logcontext.ContextFilter"}},
+    "formatters": {
+        "text": {"()": "syncsvc.logcontext.TextFormatter", "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(message)s",
+            "timestamp": True,  # ISO 8601, UTC
+            "rename_fields": {"levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -266,6 +290,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "channels.reservations_expire",
         "schedule": SYNCSVC["RESERVATION_SWEEP_INTERVAL_S"],
         "options": {"expires": SYNCSVC["RESERVATION_SWEEP_INTERVAL_S"] * 2},
+    },
+    # Beat's heartbeat (/health/): proves beat schedules and a worker takes maintenance tasks.
+    "syncsvc-heartbeat": {
+        "task": "syncsvc.heartbeat",
+        "schedule": SYNCSVC["HEARTBEAT_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["HEARTBEAT_INTERVAL_S"]},
     },
     "channels-alerts-evaluate": {
         "task": "channels.alerts_evaluate",

@@ -4,8 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from channels.admin.dashboard import dashboard_urls
 from channels.api.webhooks import channel_webhook
+from channels.metrics.view import metrics
 
-from .health import health
+from .health import health, liveness
 
 api = [
     path("", include("inventory.api.urls")),
@@ -19,5 +20,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api)),
     path("health/", health, name="health"),
+    path("health/live/", liveness, name="health-live"),
+    path("metrics", metrics, name="metrics"),
     path("webhooks/<int:channel_id>/", channel_webhook, name="channel-webhook"),
 ]

@@ -2,6 +2,7 @@
 log one attempt per SKU, clear only what was delivered."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from inventory.selectors import variants_snapshot
+from syncsvc.logcontext import log_context
 
 from ..adapters.base import ChannelConfig, Outcome, PushItem, PushResult
 from ..adapters.registry import adapter_class
@@ -31,6 +33,7 @@ from ..marks import (
     marks_retry_later,
     next_due_in,
 )
+from ..metrics.counters import attempts_count
 from ..models import Channel, SyncAttempt
 from ..safety import shown_quantities
 from .circuit import batch_verdict, circuit_gate, circuit_record, circuit_release
@@ -93,6 +96,23 @@ def flush_channel(*, channel_id: int, enqueued_at: float | None = None) -> Flush
         circuit_release(gate=circuit)
 
 
+def _in_log_context(*, batch: bool):
+    """Every log line of a flush names its channel; of a batch (its marks the third argument),
+    also the change ids the batch carries (the marks' versions)."""
+
+    def decorate(work):
+        @functools.wraps(work)
+        def logged(channel, *args, **kwargs):
+            change_ids = [m.version for m in args[1]] if batch else None
+            with log_context(channel=channel.name, change_ids=change_ids):
+                return work(channel, *args, **kwargs)
+
+        return logged
+
+    return decorate
+
+
+@_in_log_context(batch=False)
 def _flush(channel: Channel, circuit, enqueued_at: float | None) -> FlushOutcome:
     adapter = adapter_for_channel(channel)
     batch_size = int(channel.settings.get("batch_size", adapter.batch_size))
@@ -162,6 +182,7 @@ def _first_error(results: list[PushResult]) -> str:
     return next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
 
 
+@_in_log_context(batch=True)
 def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool = False):
     """Push one batch, log it, settle its marks; returns (delivered, not delivered, results).
     A circuit breaker's `probe` counts no attempt and gives nothing up for a retryable failure
@@ -215,6 +236,13 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
         marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=not probe)
         for mark_id, result in give_up:
             marks_give_up(mark_ids=[mark_id], claimer=claimer, error=f"{result.code}: {result.message}")
+    attempts_count(attempts=attempts)  # after the commit: a rolled-back batch is never counted
+    log.info("channel %s: %d of %d items delivered", channel.name, len(delivered), len(items))
+    for _, result in give_up:
+        mark = by_key[(result.sku, result.aspect)]
+        with log_context(sku=result.sku, change_ids=[mark.version]):
+            log.warning("channel %s: gave up on %s %s after %d attempts: %s %s", channel.name, result.sku,
+                        result.aspect, mark.attempts + 1, result.code, result.message)
     if len(delivered) < len(items):
         log.warning("channel %s: %d of %d items not delivered (%s)", channel.name, len(items) - len(delivered), len(items), error)
     return len(delivered), len(items) - len(delivered), results

@@ -25,6 +25,7 @@ from inventory.services.sqlarrays import int_array, text_array
 from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused
 from ..inbound.registry import inbound_parser
 from ..marks import db_time
+from ..metrics.counters import inbound_count
 from ..models import Channel, InboundEvent, Listing
 from ..safety import shown_quantities
 from ..wakeups import flag_claim, flags_clear
@@ -284,6 +285,8 @@ def inbound_batch_process(
             event.status, event.detail = status, detail[:2000]
             event.processed_at = now if status != InboundEvent.Status.RECEIVED else None
         _events_save(events, now)
+        settled = [(e.channel_id, e.status) for e in events if e.status != InboundEvent.Status.RECEIVED]
+        transaction.on_commit(lambda: inbound_count(statuses=settled))  # /metrics, counted once committed
         return BatchOutcome(
             claimed=len(events), last_id=max(e.pk for e in events),
             settled=sum(e.status != InboundEvent.Status.RECEIVED for e in events),

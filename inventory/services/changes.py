@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from syncsvc.logcontext import log_context
+
 from ..models import Aspect, Change
 from ..signals import changes_recorded
 from .sqlarrays import int_array
+
+log = logging.getLogger(__name__)
 
 # `Change.from_db` takes values in the model's field order.
 _FIELDS = ("id", "variant_id", "aspect", "origin", "created_at")
@@ -33,7 +38,10 @@ def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str) -> l
             [Change(variant_id=variant_id, aspect=aspect, origin=origin, created_at=now) for variant_id in ids],
             batch_size=5000,
         )
-    changes_recorded.send(sender=Change, changes=changes)
+    # The fan-out's lines (and the wake-ups it leaves for the commit) carry the change ids too.
+    with log_context(change_ids=[change.pk for change in changes]):
+        log.info("recorded %d %s change(s) from %s", len(changes), aspect, origin)
+        changes_recorded.send(sender=Change, changes=changes)
     return changes
 
 

@@ -1,0 +1,148 @@
+"""Heartbeats in Redis, read by /health/: cheaper and steadier in a request than a broadcast
+`ping` to every worker.
+
+- Every Celery worker writes `<prefix>:worker:<hostname>` (its queues, with a TTL) and its
+  score in the `<prefix>:workers` sorted set, every HEARTBEAT_INTERVAL_S, from a timer in
+  its main process (`WorkerHeartbeat`, a worker bootstep); a warm shutdown removes both.
+- Beat schedules the `syncsvc.heartbeat` task, which writes `<prefix>:beat`: its age says
+  that beat is scheduling and that a worker takes maintenance tasks.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import redis
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+def _config() -> tuple[str, float, float]:
+    config = settings.SYNCSVC
+    return config["HEARTBEAT_PREFIX"], config["HEARTBEAT_INTERVAL_S"], config["HEARTBEAT_STALE_INTERVALS"]
+
+
+def stale_after_s() -> float:
+    _, interval, stale_intervals = _config()
+    return interval * stale_intervals
+
+
+def worker_heartbeat_write(redis, *, hostname: str, queues: list[str]) -> None:
+    prefix, _, _ = _config()
+    now = time.time()
+    ttl = max(1, int(stale_after_s() + 1))
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(f"{prefix}:worker:{hostname}", json.dumps({"at": now, "queues": queues}), ex=ttl)
+    pipe.zadd(f"{prefix}:workers", {hostname: now})
+    # Workers gone for a day leave the set (their keys expired long ago).
+    pipe.zremrangebyscore(f"{prefix}:workers", "-inf", now - 86_400)
+    pipe.execute()
+
+
+def worker_heartbeat_remove(redis, *, hostname: str) -> None:
+    prefix, _, _ = _config()
+    pipe = redis.pipeline(transaction=False)
+    pipe.delete(f"{prefix}:worker:{hostname}")
+    pipe.zrem(f"{prefix}:workers", hostname)
+    pipe.execute()
+
+
+def beat_heartbeat_write(redis) -> None:
+    prefix, _, _ = _config()
+    redis.set(f"{prefix}:beat", repr(time.time()), ex=86_400)
+
+
+@dataclass(frozen=True)
+class Heartbeats:
+    workers: dict[str, list[str]]  # hostname -> queues, the live ones only
+    beat_age_s: float | None  # None: never seen
+
+
+def heartbeats_read(redis) -> Heartbeats:
+    """The live workers and the age of beat's heartbeat: two round trips."""
+    prefix, _, _ = _config()
+    now = time.time()
+    pipe = redis.pipeline(transaction=False)
+    pipe.zrangebyscore(f"{prefix}:workers", now - stale_after_s(), "+inf")
+    pipe.get(f"{prefix}:beat")
+    hostnames, beat = pipe.execute()
+    hostnames = [h.decode() if isinstance(h, bytes) else h for h in hostnames]
+    workers: dict[str, list[str]] = {}
+    if hostnames:
+        for hostname, raw in zip(hostnames, redis.mget([f"{prefix}:worker:{h}" for h in hostnames])):
+            if raw is not None:
+                workers[hostname] = list(json.loads(raw).get("queues") or [])
+    beat_age = now - float(beat) if beat is not None else None
+    return Heartbeats(workers=workers, beat_age_s=beat_age)
+
+
+def routed_queues() -> set[str]:
+    """The queues the app sends tasks to: each needs a live worker."""
+    queues = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values() if "queue" in route}
+    queues.add(settings.CELERY_TASK_DEFAULT_QUEUE)
+    return queues
+
+
+def _worker_step():
+    from celery import bootsteps
+
+    class WorkerHeartbeat(bootsteps.StartStopStep):
+        """Writes this worker's heartbeat from its main process's timer."""
+
+        requires: ClassVar[set[str]] = {"celery.worker.components:Timer"}
+
+        def __init__(self, worker, **kwargs):
+            super().__init__(worker, **kwargs)
+            self.entry = None
+            self.redis = None
+
+        def _beat(self, worker) -> None:
+            try:
+                queues = sorted(worker.app.amqp.queues.consume_from)
+                worker_heartbeat_write(self.redis, hostname=worker.hostname, queues=queues)
+            except redis.RedisError as exc:  # Redis away: /health/ will say so; the worker carries on
+                log.warning("worker heartbeat not written: %s", exc.__class__.__name__)
+
+        def start(self, worker) -> None:
+            self.redis = redis_client()
+            self._beat(worker)
+            self.entry = worker.timer.call_repeatedly(settings.SYNCSVC["HEARTBEAT_INTERVAL_S"], self._beat, (worker,))
+
+        def stop(self, worker) -> None:
+            if self.entry is not None:
+                self.entry.cancel()
+            if self.redis is not None:
+                try:
+                    worker_heartbeat_remove(self.redis, hostname=worker.hostname)
+                except redis.RedisError as exc:  # shutting down anyway; the key's TTL ends it
+                    log.info("worker heartbeat not removed: %s", exc.__class__.__name__)
+
+    return WorkerHeartbeat
+
+
+def install(app) -> None:
+    """Add the worker heartbeat step and the beat heartbeat task to the Celery app."""
+    app.steps["worker"].add(_worker_step())
+
+    @app.task(name="syncsvc.heartbeat", ignore_result=True)
+    def heartbeat() -> None:
+        beat_heartbeat_write(redis_client())
+
+
+_redis: dict[int, object] = {}  # one client (and its connection pool) per process, not per call
+
+
+def redis_client():
+    """Short timeouts: a health check must answer even when Redis does not."""
+    pid = os.getpid()  # a forked worker must not share its parent's sockets
+    client = _redis.get(pid)
+    if client is None:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        _redis.clear()
+        _redis[pid] = client
+    return client
