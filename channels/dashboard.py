@@ -19,8 +19,9 @@ from .selectors import channel_status
 from .services.incidents import failed_skus, failures_since
 
 SPARKLINE_MINUTES = 60
-SPARKLINE_WIDTH = 120
-SPARKLINE_HEIGHT = 28
+SPARKLINE_WIDTH = 240
+SPARKLINE_HEIGHT = 40
+SPARKLINE_PAD = 3  # room for the line's round caps at the edges
 # Without a percentile aggregate in the database (SQLite) the latencies are read and sorted
 # here: at most this many, the newest.
 SPARKLINE_MAX_ROWS = 20_000
@@ -98,13 +99,16 @@ def latency_sparkline(*, channel: Channel, now: datetime) -> dict:
     values = [per_minute.get(start + timedelta(minutes=i)) for i in range(SPARKLINE_MINUTES)]
     present = [v for v in values if v is not None]
     top = max(present) if present else 0.0
-    step = SPARKLINE_WIDTH / (SPARKLINE_MINUTES - 1)
+    pad = SPARKLINE_PAD
+    step = (SPARKLINE_WIDTH - 2 * pad) / (SPARKLINE_MINUTES - 1)
     points = []
     for index, value in enumerate(values):
         if value is None:
             continue
-        y = SPARKLINE_HEIGHT - 1 - (value / top * (SPARKLINE_HEIGHT - 2) if top else 0)
-        points.append(f"{index * step:.1f},{y:.1f}")
+        y = SPARKLINE_HEIGHT - pad - (value / top * (SPARKLINE_HEIGHT - 2 * pad) if top else 0)
+        points.append(f"{pad + index * step:.1f},{y:.1f}")
+    if len(points) == 1:
+        points.append(points[0])  # one minute of data: a dot (a zero-length segment, round caps)
     return {
         "width": SPARKLINE_WIDTH,
         "height": SPARKLINE_HEIGHT,

@@ -103,6 +103,8 @@ def test_the_sparkline_is_the_p95_per_minute_of_the_last_hour():
     assert spark["p95_ms"][-3] == 95.5 and spark["p95_ms"][-2] == 50.0 and spark["p95_ms"][-1] is None
     assert spark["max_ms"] == 95.5 and spark["last_ms"] == 50.0
     assert len(spark["points"].split()) == 2
+    (x1, y1), (x2, y2) = (map(float, point.split(",")) for point in spark["points"].split())
+    assert x1 < x2 and y1 < y2  # the busier minute is drawn higher (SVG's y grows downwards)
 
 
 def test_the_resync_candidates_are_the_skus_failed_on_that_channel_since_its_last_incident_closed():
