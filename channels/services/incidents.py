@@ -161,6 +161,13 @@ def incident_close_if_recovered(incident: Incident) -> bool:
     return bool(Incident.objects.filter(pk=incident.pk, recovered_at__isnull=True).update(recovered_at=timezone.now()))
 
 
+def incidents_for_open_alerts() -> int:
+    """Beat: give every open dead, degraded or drift alert without one its incident (an alert
+    opened by the evaluation; reconciliation links its own at once). Returns how many."""
+    alerts = Alert.objects.filter(kind__in=INCIDENT_ALERT_KINDS, cleared_at__isnull=True, incident__isnull=True)
+    return sum(incident_for_alert(alert) is not None for alert in alerts.select_related("channel"))
+
+
 def incidents_close_recovered() -> int:
     """Beat: close every open incident that has recovered (its alerts may clear after its resync)."""
     return sum(incident_close_if_recovered(i) for i in Incident.objects.filter(recovered_at__isnull=True))

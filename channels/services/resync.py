@@ -51,6 +51,7 @@ from .incidents import (
     incident_close_if_recovered,
     incident_for_resync,
     incidents_close_recovered,
+    incidents_for_open_alerts,
 )
 from .live_values import (
     ReadFailed,
@@ -204,9 +205,11 @@ def resync_kick(job_id: int, *, countdown: float = 0.0) -> bool:
 
 
 def resync_kick_active() -> int:
-    """Beat: queue a step of every active job (a lost step, a worker restart) and close the
-    incidents whose alerts cleared after their resync."""
+    """Beat: queue a step of every active job (a lost step, a worker restart); open the
+    incidents of alerts that have none yet, close those that recovered (their alerts may clear
+    after their resync)."""
     kicked = sum(resync_kick(pk) for pk in ResyncJob.objects.filter(status__in=ACTIVE).values_list("pk", flat=True))
+    incidents_for_open_alerts()
     incidents_close_recovered()
     return kicked
 
