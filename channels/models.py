@@ -158,6 +158,7 @@ class SyncAttempt(models.Model):
             ),
             models.Index(fields=["error_code", "timestamp"], name="attempt_error_time_idx", condition=~models.Q(error_code="")),
             models.Index(fields=["channel", "sku"], name="attempt_open_failure_idx", condition=OPEN_FAILURE),
+            models.Index(fields=["timestamp"], name="attempt_open_failure_time_idx", condition=OPEN_FAILURE),
         ]
 
     def __str__(self) -> str:

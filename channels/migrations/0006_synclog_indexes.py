@@ -101,6 +101,10 @@ class Migration(migrations.Migration):
             model_name="syncattempt",
             index=models.Index(fields=["channel", "sku"], name="attempt_open_failure_idx", condition=OPEN_FAILURE),
         ),
+        AddIndexConcurrentlyOnPostgres(
+            model_name="syncattempt",
+            index=models.Index(fields=["timestamp"], name="attempt_open_failure_time_idx", condition=OPEN_FAILURE),
+        ),
         # Replaced by attempt_open_failure_idx (the flush's resolve) and attempt_channel_problem_idx.
         RemoveIndexConcurrentlyOnPostgres(model_name="syncattempt", name="attempt_unresolved_idx"),
         migrations.SeparateDatabaseAndState(
