@@ -111,7 +111,7 @@ def reconcile_channel(*, channel_id: int, force: bool = False) -> ReconcileOutco
         flags_clear(lock)
 
 
-def _batch_limit(channel: Channel) -> int:
+def reconcile_batch_limit(channel: Channel) -> int:
     """The most SKUs one run may read: its share of the channel's read rate over one interval."""
     config = settings.SYNCSVC
     return max(1, int(read_rate_per_s(channel) * config["RECONCILE_INTERVAL_S"] * config["RECONCILE_READ_SHARE"]))
@@ -129,7 +129,7 @@ def _reconcile(channel: Channel, *, force: bool) -> ReconcileOutcome:
     owed = reads_owed(channel, total=total, now=now)
     if force:
         owed = max(owed, read_batch_size(channel))
-    owed = min(owed, _batch_limit(channel))
+    owed = min(owed, reconcile_batch_limit(channel))
     if owed <= 0:
         return ReconcileOutcome()
     variants = list(

@@ -16,7 +16,12 @@ from channels.services.alerts import alert_raise
 from inventory import services
 from inventory.models import Variant
 from tests.channels.health.rows import attempts, inbound_events
-from tests.factories import ChannelFactory, product_with_variants, sandbox_channel, webhook_channel
+from tests.factories import (
+    ChannelFactory,
+    product_with_variants,
+    sandbox_channel,
+    webhook_channel,
+)
 from tests.support.sandbox import wait_until
 
 

@@ -9,8 +9,15 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from channels.models import Alert, ChannelHealth, Drift, Incident, ReconcileCursor, ResyncJob
-from channels.services.reconcile import _batch_limit, channels_due, reads_owed
+from channels.models import (
+    Alert,
+    ChannelHealth,
+    Drift,
+    Incident,
+    ReconcileCursor,
+    ResyncJob,
+)
+from channels.services.reconcile import channels_due, reads_owed, reconcile_batch_limit
 from tests.factories import ChannelFactory, product_with_variants, sandbox_channel
 from tests.support.sandbox import wait_until
 
@@ -135,4 +142,4 @@ def test_reads_are_spread_over_the_cycle_and_capped_by_the_rate_limit(settings):
     assert reads_owed(channel, now=now + timedelta(seconds=60)) == 10
     # Amazon reads one SKU per call at 5 calls/s: half of that over a 60 s interval
     settings.SYNCSVC = {**settings.SYNCSVC, "RECONCILE_INTERVAL_S": 60.0, "RECONCILE_READ_SHARE": 0.5}
-    assert _batch_limit(channel) == 150
+    assert reconcile_batch_limit(channel) == 150
