@@ -18,6 +18,8 @@ from ..models import Alert, Channel, Drift, Incident, ResyncJob, SyncAttempt, Sy
 
 INCIDENT_ALERT_KINDS = (Alert.Kind.DEAD_CHANNEL, Alert.Kind.DEGRADED_CHANNEL, Alert.Kind.DRIFT)
 MAX_SKUS = 1000  # SKUs listed on an incident (a full-catalog resync verifies more)
+KIND_NAMES = {"shopify": "Shopify", "woocommerce": "WooCommerce", "magento": "Magento", "amazon": "Amazon",
+              "webhook": "The webhook receiver"}
 _HTTP_CODE = re.compile(r"^http_(\d{3})$", re.IGNORECASE)
 
 
@@ -30,7 +32,7 @@ def failure_cause(*, channel: Channel, since: datetime) -> tuple[str, datetime |
     )
     if first is None:
         return "", None
-    kind = Channel.Kind(channel.kind).label if channel.kind in Channel.Kind.values else channel.kind
+    kind = KIND_NAMES.get(channel.kind, channel.kind)
     at = timezone.localtime(first.timestamp).strftime("%H:%M:%S")
     status = _HTTP_CODE.match(first.error_code or "")
     if status:
