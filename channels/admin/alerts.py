@@ -3,6 +3,7 @@ the channel), circuit breakers (read-only, with "probe now" and "close now")."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import F
 
 from inventory.admin import ReadOnlyAdmin
@@ -46,6 +47,7 @@ class ChannelHealthInline(admin.StackedInline):
 
     model = ChannelHealth
     can_delete = False
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # noqa: RUF012 (Django's own shape)
     max_num = 1
     verbose_name = "alert thresholds and notifications"
     verbose_name_plural = "alert thresholds and notifications"
@@ -69,6 +71,7 @@ class ChannelHealthAdmin(admin.ModelAdmin):
         "channel", "expected_interval_s", "degraded_error_rate", "degraded_window_s", "degraded_min_attempts",
         "inbound_silence_s", "notify_webhook_url", "notify_emails",)
     list_select_related = ("channel",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # noqa: RUF012 (Django's own shape)
 
     def has_add_permission(self, request):
         return False  # made with the channel (or on first evaluation), edited here or on it
