@@ -157,10 +157,11 @@ class Stack:
         self.services.append(child)
         return child
 
-    def step(self, name: str, argv: list[str]) -> Child:
-        """Run a one-off command to completion; raise Failed if it fails."""
+    def step(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        """Run a one-off command to completion (with `env` added to the stack's); raise Failed
+        if it fails."""
         self.check()
-        child = Child(name, argv, self.env, len(self.children))
+        child = Child(name, argv, {**self.env, **(env or {})}, len(self.children))
         self.children.append(child)
         self.wait_for(lambda: child.exit_code() is not None, timeout=float("inf"))
         child.reader.join(timeout=5)  # all of its output read (and in child.lines)
@@ -285,7 +286,9 @@ def run(stack: Stack) -> None:
     if not stack.wait_for(lambda: http_ok(f"{sandbox_url}/_sandbox/health"), timeout=30):
         raise Failed(f"the sandbox did not answer {sandbox_url}/_sandbox/health within 30 s")
     seed = stack.step("seed", [py, manage, "seed_demo", "--sandbox-url", sandbox_url,
-                               "--web-url", f"http://{HOST}:{web_port}"])
+                               "--web-url", f"http://{HOST}:{web_port}"],
+                      # The banner repeats what it prints (the demo logins), not its log lines.
+                      env={"LOG_LEVEL": "WARNING"})
 
     celery = [py, "-m", "celery", "-A", "syncsvc"]
     stack.start("web", [py, manage, "runserver", f"{HOST}:{web_port}", "--noreload"])

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from types import MappingProxyType
 
-FIELDS = ("change_id", "channel", "sku", "task_id")
+FIELDS = ("change_id", "change_count", "channel", "sku", "task_id")
 # A bulk import records thousands of changes at once: a line carries the first ones and
 # the count, not a 10,000-long list.
 MAX_CHANGE_IDS = 50
@@ -87,7 +87,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         known = []
-        for name in (*FIELDS, "change_count"):
+        for name in FIELDS:
             value = getattr(record, name, None)
             if value is None:
                 continue

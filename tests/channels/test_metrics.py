@@ -21,7 +21,7 @@ from channels.metrics.counters import (
     attempts_count,
     inbound_count,
 )
-from channels.models import ChannelCircuit, SyncAttempt, SyncMark
+from channels.models import ChannelCircuit, InboundEvent, SyncAttempt, SyncMark
 from channels.redis_client import get_redis
 from channels.services.alerts import alert_raise
 from tests.factories import ChannelFactory, product_with_variants, webhook_channel
@@ -110,6 +110,9 @@ def test_gauges_show_what_is_owed_given_up_broken_and_alerted_now(db):
     SyncMark.objects.filter(pk=marks[1].pk).update(first_committed_at=timezone.now() - timedelta(seconds=120))
     ChannelCircuit.objects.create(channel=paused, state=ChannelCircuit.State.OPEN)
     alert_raise(channel=paused, kind="drift", detail="G-1 shows 9.00")
+    for n, status in enumerate(["received", "received", "needs_attention", "applied"]):
+        InboundEvent.objects.create(channel=paused, key=f"e{n}", topic="orders/create", body="{}", status=status,
+                                    received_at=timezone.now())
 
     # when
     families = scrape()
@@ -126,6 +129,10 @@ def test_gauges_show_what_is_owed_given_up_broken_and_alerted_now(db):
     alerts = samples(families, "syncsvc_alerts_open")
     assert alerts[(("channel", "paused"), ("kind", "drift"))] == 1.0
     assert alerts[(("channel", "paused"), ("kind", "dead_channel"))] == 0.0
+    waiting = samples(families, "syncsvc_inbound_events_waiting")
+    assert waiting[(("channel", "paused"), ("status", "received"))] == 2.0
+    assert waiting[(("channel", "paused"), ("status", "needs_attention"))] == 1.0
+    assert waiting[(("channel", "quiet"), ("status", "received"))] == 0.0
 
 
 @pytest.fixture
