@@ -14,6 +14,8 @@ from .services.inbound import inbound_drain, inbound_drain_started, inbound_proc
 from .services.notify import alert_notify
 from .services.orders import reservations_expire
 from .services.polling import channels_to_poll, orders_poll
+from .services.reconcile import channels_due, reconcile_channel
+from .services.resync import resync_advance, resync_kick, resync_kick_active
 from .services.retention import synclog_prune as retention_prune
 from .wakeups import wake_channel, wake_flag_clear
 
@@ -122,3 +124,34 @@ def evaluate_alerts() -> dict:
 @shared_task(name="channels.alert_notify", ignore_result=True)
 def notify_alert(alert_id: int, event: str) -> None:
     alert_notify(alert_id=alert_id, event=event)
+
+
+# --- forced resync and reconciliation ------------------------------------------------------------
+
+
+@shared_task(name="channels.resync_step", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def resync_step(job_id: int) -> None:
+    """One bounded step of a resync job; re-queued while the job is active."""
+    outcome = resync_advance(job_id=job_id)
+    if outcome.requeue_in is not None:
+        resync_kick(job_id, countdown=outcome.requeue_in)
+
+
+@shared_task(name="channels.resync_advance", ignore_result=True)
+def resync_advance_all() -> int:
+    """Beat safety net: a step of every active resync job; incidents that recovered close."""
+    return resync_kick_active()
+
+
+@shared_task(name="channels.reconcile", ignore_result=True)
+def reconcile() -> int:
+    """Beat: one reconciliation run per channel behind its cycle."""
+    channel_ids = channels_due()
+    for channel_id in channel_ids:
+        reconcile_channel_task.delay(channel_id)
+    return len(channel_ids)
+
+
+@shared_task(name="channels.reconcile_channel", ignore_result=True, expires=300)
+def reconcile_channel_task(channel_id: int, force: bool = False) -> int:
+    return reconcile_channel(channel_id=channel_id, force=force).checked

@@ -139,10 +139,14 @@ CELERY_TASK_ROUTES = {
     "channels.reservations_expire": {"queue": "maintenance"},
     "channels.poll_orders": {"queue": "maintenance"},
     "channels.orders_poll": {"queue": "inbound"},
+    "channels.resync_step": {"queue": "maintenance"},
+    "channels.resync_advance": {"queue": "maintenance"},
+    "channels.reconcile": {"queue": "maintenance"},
+    "channels.reconcile_channel": {"queue": "maintenance"},
+    "channels.synclog_prune": {"queue": "maintenance"},
     "syncsvc.heartbeat": {"queue": "maintenance"},
     "channels.alerts_evaluate": {"queue": "maintenance"},
     "channels.alert_notify": {"queue": "maintenance"},
-    "channels.synclog_prune": {"queue": "maintenance"},
 }
 # Longer than any countdown we use, so a delayed wake-up is never redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -180,6 +184,31 @@ SYNCSVC = {
     "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
     # Channels without order webhooks (Magento) are polled this often.
     "ORDERS_POLL_INTERVAL_S": env.float("SYNCSVC_ORDERS_POLL_INTERVAL_S", default=30.0),
+    # Forced resync: at most RESYNC_MAX_SKUS listed SKUs per request (`all` has no cap); a job's
+    # progress step runs at most STEP_BUDGET_S and is re-queued every POLL_S while the job is
+    # active; beat re-kicks active jobs every ADVANCE_INTERVAL_S; a read-back that differs
+    # is read again until VERIFY_GRACE_S after the delivery before it counts as a mismatch.
+    "RESYNC_MAX_SKUS": env.int("SYNCSVC_RESYNC_MAX_SKUS", default=10_000),
+    "RESYNC_STEP_BUDGET_S": env.float("SYNCSVC_RESYNC_STEP_BUDGET_S", default=2.0),
+    "RESYNC_POLL_S": env.float("SYNCSVC_RESYNC_POLL_S", default=1.0),
+    "RESYNC_ADVANCE_INTERVAL_S": env.float("SYNCSVC_RESYNC_ADVANCE_INTERVAL_S", default=10.0),
+    "RESYNC_VERIFY_GRACE_S": env.float("SYNCSVC_RESYNC_VERIFY_GRACE_S", default=30.0),
+    # Reconciliation: beat looks every RECONCILE_INTERVAL_S for channels behind their cycle
+    # (ChannelHealth.reconcile_cycle_s); a run reads at most READ_SHARE of the channel's read
+    # rate over one interval, for at most BUDGET_S.
+    "RECONCILE_INTERVAL_S": env.float("SYNCSVC_RECONCILE_INTERVAL_S", default=60.0),
+    "RECONCILE_READ_SHARE": env.float("SYNCSVC_RECONCILE_READ_SHARE", default=0.5),
+    "RECONCILE_BUDGET_S": env.float("SYNCSVC_RECONCILE_BUDGET_S", default=20.0),
+    # Incidents: a resync of SKUs that failed within this long (and since the channel's last
+    # incident closed) records the incident it repairs.
+    "INCIDENT_LOOKBACK_S": env.float("SYNCSVC_INCIDENT_LOOKBACK_S", default=3600.0),
+    # Retention: sync log rows (every status) and superseded change records older than this
+    # are deleted by beat every PRUNE_INTERVAL_S, PRUNE_BATCH rows per short transaction, at
+    # most PRUNE_BUDGET_S per run (a run that leaves old rows behind re-queues itself).
+    "SYNCLOG_RETENTION_DAYS": env.float("SYNCSVC_SYNCLOG_RETENTION_DAYS", default=30.0),
+    "SYNCLOG_PRUNE_INTERVAL_S": env.float("SYNCSVC_SYNCLOG_PRUNE_INTERVAL_S", default=900.0),
+    "SYNCLOG_PRUNE_BATCH": env.int("SYNCSVC_SYNCLOG_PRUNE_BATCH", default=5000),
+    "SYNCLOG_PRUNE_BUDGET_S": env.float("SYNCSVC_SYNCLOG_PRUNE_BUDGET_S", default=20.0),
     # Heartbeats (/health/): every worker writes its own this often, beat has the
     # `syncsvc.heartbeat` task write its own; older than STALE_INTERVALS intervals is dead.
     "HEARTBEAT_INTERVAL_S": env.float("SYNCSVC_HEARTBEAT_INTERVAL_S", default=10.0),
@@ -206,13 +235,6 @@ SYNCSVC = {
     "CIRCUIT_PROBE_S": env.float("SYNCSVC_CIRCUIT_PROBE_S", default=30.0),
     "CIRCUIT_PROBE_CAP_S": env.float("SYNCSVC_CIRCUIT_PROBE_CAP_S", default=300.0),
     "CIRCUIT_PROBE_ITEMS": env.int("SYNCSVC_CIRCUIT_PROBE_ITEMS", default=3),
-    # Retention: sync log rows (every status) and superseded change records older than this
-    # are deleted by beat every PRUNE_INTERVAL_S, PRUNE_BATCH rows per short transaction, at
-    # most PRUNE_BUDGET_S per run (a run that leaves old rows behind re-queues itself).
-    "SYNCLOG_RETENTION_DAYS": env.float("SYNCSVC_SYNCLOG_RETENTION_DAYS", default=30.0),
-    "SYNCLOG_PRUNE_INTERVAL_S": env.float("SYNCSVC_SYNCLOG_PRUNE_INTERVAL_S", default=900.0),
-    "SYNCLOG_PRUNE_BATCH": env.int("SYNCSVC_SYNCLOG_PRUNE_BATCH", default=5000),
-    "SYNCLOG_PRUNE_BUDGET_S": env.float("SYNCSVC_SYNCLOG_PRUNE_BUDGET_S", default=20.0),
 }
 
 # E-mail (alert notifications): EMAIL_URL (e.g. smtp+tls://user:password@host:587), or
@@ -263,6 +285,16 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
+    "channels-resync-advance": {
+        "task": "channels.resync_advance",
+        "schedule": SYNCSVC["RESYNC_ADVANCE_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["RESYNC_ADVANCE_INTERVAL_S"] * 2},
+    },
+    "channels-reconcile": {
+        "task": "channels.reconcile",
+        "schedule": SYNCSVC["RECONCILE_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["RECONCILE_INTERVAL_S"] * 2},
+    },
     "channels-sweep": {
         "task": "channels.sweep",
         "schedule": SYNCSVC["SWEEP_INTERVAL_S"],

@@ -31,6 +31,10 @@ TEST_CLOCKS = {
     "SYNCSVC_CIRCUIT_PROBE_CAP_S": "4",
     # Not a clock: the key alert notifications are signed with, for the workers too.
     "SYNCSVC_ALERT_WEBHOOK_SECRET": "test-alert-secret",
+    "SYNCSVC_RESYNC_ADVANCE_INTERVAL_S": "1",
+    "SYNCSVC_RESYNC_POLL_S": "0.5",
+    "SYNCSVC_RESYNC_VERIFY_GRACE_S": "3",
+    "SYNCSVC_RECONCILE_INTERVAL_S": "1",
 }
 
 

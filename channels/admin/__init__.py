@@ -7,6 +7,7 @@ from ..adapters.registry import ADAPTERS, adapter_class
 from ..models import Channel, InboundEvent, OrderLine, SyncAttempt, SyncMark
 from . import dashboard  # noqa: F401  (the dashboard's views and the admin index's link to it)
 from .alerts import ChannelHealthInline  # also registers alerts, thresholds and circuits
+from .resync import resync_all_skus, resync_failed_skus, resync_these_skus  # also registers resync jobs, drift, incidents
 
 
 class ChannelForm(forms.ModelForm):
@@ -54,6 +55,7 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled", "mode"]
     readonly_fields = ["stored_credentials"]
     inlines = [ChannelHealthInline]
+    actions = [resync_failed_skus, resync_all_skus]
 
     @admin.display(description="Stored credentials")
     def stored_credentials(self, channel: Channel) -> str:
@@ -79,6 +81,7 @@ class SyncAttemptAdmin(ReadOnlyAdmin):
     list_select_related = ["channel"]
     date_hierarchy = "timestamp"
     show_full_result_count = False
+    actions = [resync_these_skus]
 
 
 @admin.register(InboundEvent)

@@ -1,16 +1,20 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import alerts, trace, views
+from . import alerts, resync, trace, views
 
 router = SimpleRouter()
 router.register("channels", views.ChannelViewSet, basename="channel")
 
 urlpatterns = [
     path("status/", views.StatusView.as_view(), name="status"),
+    path("channels/<int:pk>/resync/", resync.ResyncView.as_view(), name="channel-resync"),
+    path("channels/<int:pk>/resync/<int:job_id>/", resync.ResyncJobView.as_view(), name="channel-resync-job"),
+    path("channels/<int:pk>/reconcile/", resync.ReconcileNowView.as_view(), name="channel-reconcile"),
+    path("incidents/", resync.IncidentList.as_view(), name="incidents"),
     path("sync-logs/", views.SyncLogView.as_view(), name="sync-logs"),
-    path("alerts/", alerts.AlertListView.as_view(), name="alerts"),
     path("changes/<str:change_id>/trace/", trace.ChangeTraceView.as_view(), name="change-trace"),
+    path("alerts/", alerts.AlertListView.as_view(), name="alerts"),
     path("inventory/<str:sku>/", views.InventoryView.as_view(), name="inventory"),
     *router.urls,
 ]
