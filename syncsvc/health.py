@@ -11,7 +11,7 @@ here reads only the database connection, Redis and the heartbeats (syncsvc/heart
 from __future__ import annotations
 
 import redis
-from django.db import DatabaseError, connection
+from django.db import Error, connection
 from django.http import JsonResponse
 
 from .heartbeats import heartbeats_read, redis_client, routed_queues, stale_after_s
@@ -50,13 +50,11 @@ def health(request, live: bool = False):
     details: dict[str, object] = {}
     try:
         checks["database"] = _database()
-    except DatabaseError as exc:  # not ready; say why
+    except Error as exc:  # any driver error (InterfaceError too) means not ready; say which
         checks["database"] = f"error: {exc.__class__.__name__}"
     try:
-        client = redis_client()
-        client.ping()
+        heartbeats = heartbeats_read(redis_client())  # its answer is Redis's ping
         checks["redis"] = "ok"
-        heartbeats = heartbeats_read(client)
         details = {"workers": sorted(heartbeats.workers), "beat_age_s": heartbeats.beat_age_s}
         checks["workers"] = _workers(heartbeats)
         checks["beat"] = _beat(heartbeats)

@@ -1,9 +1,11 @@
 """Heartbeats in Redis, read by /health/: cheaper and steadier in a request than a broadcast
 `ping` to every worker.
 
-- Every Celery worker writes `<prefix>:worker:<hostname>` (its queues, with a TTL) and its
-  score in the `<prefix>:workers` sorted set, every HEARTBEAT_INTERVAL_S, from a timer in
-  its main process (`WorkerHeartbeat`, a worker bootstep); a warm shutdown removes both.
+- Every Celery worker writes `<prefix>:worker:<hostname>` (its queues, with a TTL), its time
+  in the `<prefix>:workers` sorted set and its queues in the `<prefix>:workers:queues` hash,
+  every HEARTBEAT_INTERVAL_S, from a timer in its main process (`WorkerHeartbeat`, a worker
+  bootstep); a warm shutdown removes them. /health/ reads the set and the hash (and beat's
+  key) in one round trip.
 - Beat schedules the `syncsvc.heartbeat` task, which writes `<prefix>:beat`: its age says
   that beat is scheduling and that a worker takes maintenance tasks.
 """
@@ -39,9 +41,13 @@ def worker_heartbeat_write(redis, *, hostname: str, queues: list[str]) -> None:
     pipe = redis.pipeline(transaction=False)
     pipe.set(f"{prefix}:worker:{hostname}", json.dumps({"at": now, "queues": queues}), ex=ttl)
     pipe.zadd(f"{prefix}:workers", {hostname: now})
-    # Workers gone for a day leave the set (their keys expired long ago).
-    pipe.zremrangebyscore(f"{prefix}:workers", "-inf", now - 86_400)
-    pipe.execute()
+    pipe.hset(f"{prefix}:workers:queues", hostname, json.dumps(queues))
+    pipe.zrangebyscore(f"{prefix}:workers", "-inf", now - 86_400)
+    gone = pipe.execute()[-1]
+    if gone:  # workers silent for a day (renamed, scaled down) leave the set and the hash
+        pipe.zrem(f"{prefix}:workers", *gone)
+        pipe.hdel(f"{prefix}:workers:queues", *gone)
+        pipe.execute()
 
 
 def worker_heartbeat_remove(redis, *, hostname: str) -> None:
@@ -49,6 +55,7 @@ def worker_heartbeat_remove(redis, *, hostname: str) -> None:
     pipe = redis.pipeline(transaction=False)
     pipe.delete(f"{prefix}:worker:{hostname}")
     pipe.zrem(f"{prefix}:workers", hostname)
+    pipe.hdel(f"{prefix}:workers:queues", hostname)
     pipe.execute()
 
 
@@ -63,20 +70,21 @@ class Heartbeats:
     beat_age_s: float | None  # None: never seen
 
 
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def heartbeats_read(redis) -> Heartbeats:
-    """The live workers and the age of beat's heartbeat: two round trips."""
+    """The live workers and the age of beat's heartbeat, in one round trip."""
     prefix, _, _ = _config()
     now = time.time()
     pipe = redis.pipeline(transaction=False)
     pipe.zrangebyscore(f"{prefix}:workers", now - stale_after_s(), "+inf")
+    pipe.hgetall(f"{prefix}:workers:queues")
     pipe.get(f"{prefix}:beat")
-    hostnames, beat = pipe.execute()
-    hostnames = [h.decode() if isinstance(h, bytes) else h for h in hostnames]
-    workers: dict[str, list[str]] = {}
-    if hostnames:
-        for hostname, raw in zip(hostnames, redis.mget([f"{prefix}:worker:{h}" for h in hostnames])):
-            if raw is not None:
-                workers[hostname] = list(json.loads(raw).get("queues") or [])
+    hostnames, queues, beat = pipe.execute()
+    queues = {_text(hostname): json.loads(raw) for hostname, raw in queues.items()}
+    workers = {_text(hostname): list(queues.get(_text(hostname)) or []) for hostname in hostnames}
     beat_age = now - float(beat) if beat is not None else None
     return Heartbeats(workers=workers, beat_age_s=beat_age)
 

@@ -114,6 +114,7 @@ def test_a_stopped_worker_removes_its_heartbeat(live):
     # then
     wait_until(lambda: not own_heartbeat(), message="the stopped worker's heartbeat is still there")
     assert redis.get(f"{prefix}:worker:{names[0]}") is None
+    assert redis.hget(f"{prefix}:workers:queues", names[0]) is None
 
 
 def test_liveness_asks_nothing_of_the_database_or_redis(db, django_assert_num_queries, monkeypatch):
