@@ -71,6 +71,7 @@ FINAL_ITEM_STATES = (ResyncItem.State.VERIFIED, ResyncItem.State.MISMATCH, Resyn
 CHUNK = 1000  # items looked at per query
 STEP_ITEMS = 5000  # pending items a step checks for delivery
 CREATE_BATCH = 5000
+VERIFY_GIVE_UP_S = 600  # a channel that cannot be read back this long after delivery: the item fails
 # SKUs per second a push of one aspect costs in the channel's bucket units, by kind (for the
 # ETA before anything was delivered): Shopify's bulk mutations cost about a point per line,
 # the REST kinds send 100 per call (WooCommerce, Magento), Amazon one PATCH per SKU.
@@ -278,6 +279,7 @@ def _advance(job_id: int, *, deadline: float) -> StepOutcome:
         except ReadFailed as failed:
             job.detail = f"read-back failed: {failed}"[:1000]
             ResyncJob.objects.filter(pk=job.pk).update(detail=job.detail)
+            _give_up_reading(job, failed)
             wait = max(settings.SYNCSVC["RESYNC_POLL_S"], 5.0)
     finished = _update_counters(job, verifiable=verifiable, why_not=why_not)
     if finished:
@@ -431,6 +433,15 @@ def _verify_delivered(job: ResyncJob, channel: Channel, *, deadline: float) -> N
             )
         if differences:
             drifts_record(channel=channel, differences=differences)
+
+
+def _give_up_reading(job: ResyncJob, failed: ReadFailed) -> None:
+    """Delivered items the channel could not be read back for this long fail (the job can
+    finish); those delivered since keep being tried."""
+    cutoff = timezone.now() - timedelta(seconds=VERIFY_GIVE_UP_S)
+    ResyncItem.objects.filter(job=job, state=ResyncItem.State.DELIVERED, updated_at__lt=cutoff).update(
+        state=ResyncItem.State.FAILED, detail=f"delivered, but never read back: {failed}"[:255], updated_at=timezone.now()
+    )
 
 
 def _record_verified(job: ResyncJob, channel: Channel, aspects: list[str], verified, now) -> None:

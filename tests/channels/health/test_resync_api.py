@@ -9,7 +9,7 @@ import pytest
 from django.db.models import Max
 from django.utils import timezone
 
-from channels.models import ResyncItem, ResyncJob, SyncMark
+from channels.models import Incident, ResyncItem, ResyncJob, SyncMark
 from channels.services.resync import resync_advance, resync_progress, resync_start
 from inventory.models import Change, Product, Variant
 from tests.factories import ChannelFactory, product_with_variants
@@ -158,3 +158,20 @@ def test_all_skus_of_a_large_catalog_start_in_set_based_statements(channel, djan
     assert SyncMark.objects.filter(channel=channel, due_at__isnull=False).count() == 2 * 20_003
     job.refresh_from_db()
     assert job.status == "running" and job.started_at is not None
+
+
+def test_reconcile_now_is_refused_for_a_channel_that_cannot_be_read_back(ops):
+    webhook = ChannelFactory(name="hook")
+
+    response = ops.post(f"/api/v1/channels/{webhook.pk}/reconcile/")
+
+    assert response.status_code == 409 and "cannot be read back" in response.json()["errors"]["channel"][0]
+
+
+def test_incidents_are_listed_and_filtered(ops, channel):
+    incident = Incident.objects.create(title="t", cause="c", skus=["R-1"], detected_at=timezone.now())
+    incident.channels.add(channel)
+
+    assert [row["id"] for row in ops.get("/api/v1/incidents/", {"open": "true"}).json()["results"]] == [incident.pk]
+    assert ops.get("/api/v1/incidents/", {"open": "false"}).json()["results"] == []
+    assert "open" in ops.get("/api/v1/incidents/", {"open": "maybe"}).json()["errors"]
