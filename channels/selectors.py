@@ -7,7 +7,7 @@ from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
 from .hops import hop_percentiles
-from .models import Alert, Channel, ChannelCircuit, ChannelHealth, SyncAttempt, SyncMark
+from .models import Alert, Channel, ChannelCircuit, SyncAttempt, SyncMark
 
 STATUS_WINDOW = timedelta(minutes=10)
 
@@ -24,23 +24,19 @@ def latency_percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": _percentile(ordered, 0.50), "p95": _percentile(ordered, 0.95), "p99": _percentile(ordered, 0.99)}
 
 
-def channel_health_state(channel: Channel, *, error_rate: float, attempts: int) -> dict:
+def channel_health_state(channel: Channel) -> dict:
     """The channel's state from its breaker and open alerts: paused (disabled by an operator) |
     dead (circuit open or half-open, or an open dead_channel alert) | degraded (an open
-    degraded_channel alert, or its error rate over its threshold now) | healthy; with the
-    circuit and the kinds of its open alerts."""
+    degraded_channel alert: the channel's own threshold over its own window) | healthy; with
+    the circuit and the kinds of its open alerts. The state and the alerts never disagree."""
     circuit = ChannelCircuit.objects.filter(channel=channel).values("state", "opened_at", "probe_at").first()
     circuit = circuit or {"state": ChannelCircuit.State.CLOSED, "opened_at": None, "probe_at": None}
     open_alerts = sorted(Alert.objects.filter(channel=channel, cleared_at__isnull=True).values_list("kind", flat=True))
-    thresholds = ChannelHealth.objects.filter(channel=channel).values_list("degraded_error_rate", "degraded_min_attempts").first()
-    if thresholds is None:  # never edited: the defaults
-        thresholds = (ChannelHealth().degraded_error_rate, ChannelHealth().degraded_min_attempts)
-    max_rate, min_attempts = thresholds
     if not channel.enabled:
         state = "paused"
     elif circuit["state"] != ChannelCircuit.State.CLOSED or Alert.Kind.DEAD_CHANNEL in open_alerts:
         state = "dead"
-    elif Alert.Kind.DEGRADED_CHANNEL in open_alerts or (attempts >= min_attempts and error_rate > max_rate):
+    elif Alert.Kind.DEGRADED_CHANNEL in open_alerts:
         state = "degraded"
     else:
         state = "healthy"
@@ -63,7 +59,7 @@ def channel_status(channel: Channel, *, now=None) -> dict:
         .values_list("latency_ms", flat=True)[:10_000]
     )
     error_rate = recent["failed"] / recent["total"] if recent["total"] else 0.0
-    health = channel_health_state(channel, error_rate=error_rate, attempts=recent["total"])
+    health = channel_health_state(channel)
     oldest = pending["oldest"]
     return {
         "id": channel.pk,

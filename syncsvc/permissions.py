@@ -28,3 +28,33 @@ class RolePermission(BasePermission):
             return True
         allowed = set(getattr(view, "write_roles", ()))
         return bool(allowed & user_roles(user))
+
+
+# What each role may do in the admin (the merchandisers' and operators' interface), as
+# Django permissions given to the role's group after every migrate; a permission an operator
+# adds to a group by hand is kept. Every role may view the catalog, the ledger and the sync
+# state; beyond that:
+ADMIN_GRANTS = {
+    "pim": (),
+    "merchandiser": ("channels.add_resyncjob",),
+    "ops": (
+        "channels.add_channel", "channels.change_channel", "channels.change_channelhealth",
+        "channels.change_channelcircuit", "channels.add_resyncjob", "channels.change_resyncjob",
+        "channels.change_inboundevent",
+    ),
+}
+VIEWABLE_APPS = ("inventory", "channels")
+
+
+def roles_grant(**kwargs) -> None:
+    """post_migrate: make the role groups and give them their admin permissions (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    viewable = list(Permission.objects.filter(content_type__app_label__in=VIEWABLE_APPS, codename__startswith="view_"))
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        granted = [
+            Permission.objects.filter(content_type__app_label=app, codename=codename).first()
+            for app, codename in (grant.split(".") for grant in ADMIN_GRANTS[role])
+        ]
+        group.permissions.add(*viewable, *[p for p in granted if p is not None])

@@ -67,15 +67,8 @@ def dashboard_resync(request: HttpRequest, channel_id: int) -> HttpResponse:
     except ResyncError as error:
         messages.error(request, f"{channel.name}: resync refused: {error.field}: {error.message}")
         return redirect("dashboard:index")
-    # The operator says the channel is back: an open breaker probes now instead of holding the
-    # resync until its next scheduled probe.
-    from ..services.circuit import circuit_probe_now
-
-    probing = circuit_probe_now(channel_id=channel.pk)
-    messages.success(
-        request, f"{channel.name}: resync {job.pk} of {len(skus)} failed SKU(s) queued"
-        + ("; the circuit breaker probes the channel now." if probing else ".")
-    )
+    # (resync_start also has an open circuit breaker probe the channel at once.)
+    messages.success(request, f"{channel.name}: resync {job.pk} of {len(skus)} failed SKU(s) queued.")
     return redirect("dashboard:index")
 
 

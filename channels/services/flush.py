@@ -10,7 +10,8 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import transaction
@@ -27,9 +28,9 @@ from ..marks import (
     ClaimedMark,
     marks_claim,
     marks_clear,
-    marks_lock,
     marks_drop,
     marks_give_up,
+    marks_lock,
     marks_retry_later,
     next_due_in,
 )
@@ -225,8 +226,9 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
         SyncAttempt.objects.bulk_create(attempts)
         listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
         marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
-        had_failed = {m.id for m in marks if m.attempts or m.last_error}
-        if had_failed.intersection(delivered):
+        # Earlier failures of what was delivered now are resolved (also when a resync reset
+        # the marks' retry counts): a small partial index of open failures serves it.
+        if delivered:
             SyncAttempt.objects.filter(
                 channel=channel, resolved_at__isnull=True, status__in=[SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED],
                 sku__in=[r.sku for r in results if r.ok],

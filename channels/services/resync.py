@@ -44,6 +44,7 @@ from ..models import (
 )
 from ..wakeups import flag_claim, flags_clear, wake_channel
 from .alerts import health_of
+from .circuit import circuit_probe_now
 from .drift import drift_alert_update, drifts_record, drifts_resolve
 from .flush import adapter_for_channel
 from .incidents import (
@@ -155,6 +156,9 @@ def resync_start(
         _items_create(job, variants, all_skus=all_skus, now=now)
         if not all_skus:  # the whole catalog is owed by the first step (seconds for 100,000 SKUs)
             _owe(channel, [pk for pk, _ in variants], aspects, all_skus=False, now=now)
+        # Asking for a resync says the channel should be back: an open breaker probes now
+        # instead of holding the resync until its next scheduled probe (up to minutes).
+        circuit_probe_now(channel_id=channel.pk)
         transaction.on_commit(lambda: (wake_channel(channel.pk), resync_kick(job.pk)))
     log.info("resync %s of channel %s: %d SKU(s), %s", job.pk, channel.name, job.total, ", ".join(aspects))
     return job

