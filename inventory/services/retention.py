@@ -28,7 +28,7 @@ def changes_prune_batch(*, older_than: datetime, after_id: int = 0, batch_size: 
     # The newest id among old changes bounds the scan by primary key (ids follow creation
     # time, give or take concurrent commits: a straggler is left for the next pass).
     bound = (
-        Change.objects.filter(created_at__lt=older_than).order_by("-created_at").values_list("pk", flat=True).first()
+        Change.objects.filter(created_at__lt=older_than).order_by("-created_at", "-pk").values_list("pk", flat=True).first()
     )
     if bound is None or after_id >= bound:
         return ChangesPruned(0, 0, True)
