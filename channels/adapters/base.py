@@ -72,6 +72,17 @@ class PushResult:
         return self.outcome is Outcome.OK
 
 
+@dataclass(frozen=True)
+class RefreshPoll:
+    """Where one remote bulk job of a catalog refresh stands (`ChannelAdapter.refresh_poll`)."""
+
+    done: bool  # the remote job finished (successfully or not)
+    ok: tuple[str, ...] = ()  # SKUs the channel confirmed
+    failed: dict[str, str] = field(default_factory=dict)  # SKU -> the channel's message
+    retry_after: float | None = None  # poll again after this many seconds (when not done)
+    state: dict = field(default_factory=dict)  # updated remote state to store
+
+
 class ChannelThrottled(Exception):
     """A read (`fetch`) the rate limit does not allow now; try again after `retry_after` s."""
 
@@ -141,6 +152,9 @@ class ChannelAdapter(ABC):
     credential_fields: ClassVar[tuple[str, ...]] = ()
     default_rate_per_s: ClassVar[float] = 10.0
     default_burst: ClassVar[int] = 10
+    # Catalog refresh through the channel's bulk path (`refresh_start` / `refresh_poll`).
+    supports_bulk_refresh: ClassVar[bool] = False
+    refresh_chunk_size: ClassVar[int] = 500  # items per remote bulk job
 
     # Default bucket per kind, overridable per channel with settings `rate_per_s` / `burst`.
     # For cost-based channels (Shopify) the units are the channel's own points.
@@ -175,6 +189,15 @@ class ChannelAdapter(ABC):
         the channel lacks come back with `listed=False`. Raises ChannelThrottled rather than
         waiting when the rate limit does not allow the reads now."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
+
+    def refresh_start(self, items: Sequence[PushItem]) -> dict:
+        """Start one remote bulk job for these content items; its JSON-able remote state (ids).
+        Raises ChannelThrottled when the rate limit says wait."""
+        raise NotImplementedError(f"the {self.kind} channel has no bulk refresh")
+
+    def refresh_poll(self, state: dict) -> RefreshPoll:
+        """Where the job started by `refresh_start` stands; never sleeps."""
+        raise NotImplementedError(f"the {self.kind} channel has no bulk refresh")
 
     @staticmethod
     def results_for(items: Sequence[PushItem], outcome: Outcome, code: str = "", message: str = "",
