@@ -476,3 +476,139 @@ class ResyncItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} {self.sku}: {self.state}"
+
+
+# --- nightly catalog refresh ------------------------------------------------------------------
+
+
+class CatalogRefresh(models.Model):
+    """A refresh of a channel's catalog content (titles, descriptions, attributes) through its
+    bulk path, in chunks of variants (by id) made up front; resumable: finished chunks are never
+    redone, a started chunk is polled, not started again."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"  # every chunk finished, no SKU failed
+        FAILED = "failed"  # finished, some SKUs failed (see the chunks)
+        CANCELLED = "cancelled"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        MANUAL = "manual"
+
+    channel = models.ForeignKey(Channel, related_name="catalog_refreshes", on_delete=models.CASCADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    requested_by = models.CharField(max_length=150, blank=True, default="")
+    total = models.PositiveIntegerField(default=0, help_text="SKUs planned.")
+    done = models.PositiveIntegerField(default=0, help_text="SKUs the channel confirmed.")
+    failed = models.PositiveIntegerField(default=0)
+    chunk_size = models.PositiveIntegerField(default=0)
+    bulk = models.BooleanField(default=True, help_text="Through the channel's bulk path (else plain pushes).")
+    # The step that works on it holds this lease (a killed worker's lease simply runs out).
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel"], condition=models.Q(status__in=["queued", "running"]), name="catalog_refresh_one_active"
+            )
+        ]
+        indexes = [models.Index(fields=["channel", "status"], name="catalog_refresh_status_idx")]
+
+    def __str__(self) -> str:
+        return f"catalog refresh {self.pk} of {self.channel_id}: {self.status}"
+
+
+class CatalogRefreshChunk(models.Model):
+    """The variants `first_variant_id..last_variant_id` of a refresh: one remote bulk job."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        STARTED = "started"  # the remote job runs; `remote` says which
+        DONE = "done"
+        FAILED = "failed"  # the remote job could not be run (its SKUs count as failed)
+
+    refresh = models.ForeignKey(CatalogRefresh, related_name="chunks", on_delete=models.CASCADE)
+    seq = models.PositiveIntegerField()
+    first_variant_id = models.BigIntegerField()
+    last_variant_id = models.BigIntegerField()
+    size = models.PositiveIntegerField(default=0, help_text="Variants in the range when planned.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    remote = models.JSONField(default=dict, blank=True, help_text="The remote job's state (ids), as the adapter keeps it.")
+    starts = models.PositiveIntegerField(default=0, help_text="Remote jobs started for it (1 unless a crash hit the start).")
+    polls = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=dict, blank=True, help_text="SKU -> the channel's message (capped).")
+    error = models.CharField(max_length=500, blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["refresh", "seq"]
+        constraints = [models.UniqueConstraint(fields=["refresh", "seq"], name="catalog_refresh_chunk_seq_uniq")]
+        indexes = [models.Index(fields=["refresh", "status"], name="catalog_refresh_chunk_st_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.refresh_id}#{self.seq}: {self.status}"
+
+
+class AttributeMapping(models.Model):
+    """A PIM attribute (a key of `Product.attributes` or `Variant.attributes`) sent to one
+    channel field: a Shopify metafield `namespace.key` of a type, a WooCommerce attribute, an
+    Amazon attribute (optionally for one product type), a Magento custom attribute code.
+    Validated by `channels.services.mapping.mapping_validate`."""
+
+    channel = models.ForeignKey(Channel, related_name="attribute_mappings", on_delete=models.CASCADE)
+    pim_attribute = models.CharField(max_length=255)
+    target = models.CharField(max_length=300)
+    # Shopify: the metafield type (e.g. `single_line_text_field`); Amazon: the product type the
+    # mapping is for (blank: every product type).
+    target_type = models.CharField(max_length=100, blank=True, default="")
+    product_type = models.CharField(max_length=100, blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel_id", "pim_attribute"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "pim_attribute", "product_type"], name="attributemapping_channel_attribute_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pim_attribute} -> {self.target}"
+
+
+class UnmappedAttribute(models.Model):
+    """Schema drift: a PIM attribute a content-taking channel was about to drop for want of a
+    mapping. Open while `resolved_at` is null."""
+
+    channel = models.ForeignKey(Channel, related_name="unmapped_attributes", on_delete=models.CASCADE)
+    attribute = models.CharField(max_length=255)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    example_sku = models.CharField(max_length=100, blank=True, default="")
+    count = models.PositiveIntegerField(default=0, help_text="Items sent without it.")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=20, blank=True, default="")  # mapped | disappeared
+
+    class Meta:
+        ordering = ["channel_id", "attribute"]
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "attribute"], name="unmappedattribute_channel_attribute_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}: {self.attribute}"
