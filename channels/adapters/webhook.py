@@ -2,8 +2,8 @@
 
 Signature: `X-Syncsvc-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>." + body)>` with
 `X-Syncsvc-Timestamp`, so a receiver can refuse replays outside a tolerance (as Stripe does).
-Event ids are derived from (channel, SKU, aspect, version): a batch resent after a crash
-carries the same ids and a receiver that dedupes applies it once.
+The events themselves (envelope, types, versions, ids) are built by `channels.contracts.events`
+at the versions the channel pinned; their JSON Schemas are in `channels/contracts/schemas/`.
 """
 from __future__ import annotations
 
@@ -18,34 +18,9 @@ from datetime import datetime, timezone
 import requests
 from django.conf import settings
 
+from ..contracts.events import item_events
 from .base import ChannelAdapter, Outcome, PushItem, PushResult
 from .http import retry_after_seconds, session_for
-
-SCHEMA_VERSION = 1
-EVENT_TYPES = {"price": "price.updated", "inventory": "inventory.updated", "content": "product.updated"}
-_EVENT_NAMESPACE = uuid.UUID("6f1c7a52-4e0b-4f55-9a43-5a3f1f0c2d11")
-
-
-def _money(value) -> str:
-    return format(value, "f")  # never exponent notation ("1E+1")
-
-
-def _event_data(item: PushItem) -> dict:
-    if item.aspect == "price":
-        return {
-            "sku": item.sku,
-            "price": _money(item.price),
-            "compare_at_price": None if item.compare_at_price is None else _money(item.compare_at_price),
-        }
-    if item.aspect == "inventory":
-        return {"sku": item.sku, "available": item.available}
-    return {
-        "sku": item.sku,
-        "handle": item.handle,
-        "title": item.title,
-        "description": item.description,
-        "attributes": item.attributes,
-    }
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -62,17 +37,10 @@ class WebhookAdapter(ChannelAdapter):
     default_burst = 50
 
     def events(self, items: Sequence[PushItem]) -> list[dict]:
-        occurred_at = datetime.now(timezone.utc).isoformat()
-        return [
-            {
-                "id": str(uuid.uuid5(_EVENT_NAMESPACE, f"{self.config.id}:{item.sku}:{item.aspect}:{item.version}")),
-                "type": EVENT_TYPES[item.aspect],
-                "schema_version": SCHEMA_VERSION,
-                "occurred_at": occurred_at,
-                "data": _event_data(item),
-            }
-            for item in items
-        ]
+        """The events for these items, each at the version the channel pinned for its type."""
+        return item_events(
+            channel_id=self.config.id, settings=self.config.settings, items=items, occurred_at=datetime.now(timezone.utc)
+        )
 
     def push(self, items: Sequence[PushItem]) -> list[PushResult]:
         wait = self.context.acquire(1)

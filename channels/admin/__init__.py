@@ -5,6 +5,7 @@ from inventory.admin import ReadOnlyAdmin
 from syncsvc.admin_paging import EstimatedCountPaginator
 
 from ..adapters.registry import ADAPTERS, adapter_class
+from ..contracts.pins import pins_errors, pins_recorded
 from ..models import Channel, InboundEvent, OrderLine, SyncAttempt, SyncMark
 from . import dashboard  # noqa: F401  (the dashboard's views and the admin index's link to it)
 from .alerts import ChannelHealthInline  # also registers alerts, thresholds and circuits
@@ -38,10 +39,16 @@ class ChannelForm(forms.ModelForm):
         elif kind in ADAPTERS and (credentials or not self.instance.pk):
             for field, message in adapter_class(kind).validate_credentials(credentials or {}).items():
                 self.add_error("new_credentials", f"{field}: {message}")
+        if isinstance(data.get("settings"), dict):
+            for field, message in pins_errors(data["settings"]).items():
+                self.add_error("settings", f"{field}: {message}")
         return data
 
     def save(self, commit=True):
+        previous = Channel.objects.filter(pk=self.instance.pk).values_list("settings", flat=True).first() if self.instance.pk else None
         channel = super().save(commit=False)
+        # Event schema pins: recorded at creation, kept when an edit leaves them out (contracts/pins.py).
+        channel.settings = pins_recorded(kind=channel.kind, settings=channel.settings or {}, previous=previous)
         if self.cleaned_data.get("new_credentials"):
             channel.credentials = self.cleaned_data["new_credentials"]
         if commit:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from ..adapters.registry import ADAPTERS, UnknownChannelKind, adapter_class
+from ..contracts.pins import pins_errors, pins_recorded
 from ..models import Channel, Listing, SyncAttempt
 from ..safety import settings_errors
 
@@ -51,6 +52,14 @@ class ChannelSerializer(serializers.ModelSerializer):
             missing = adapter_class(kind).validate_credentials(credentials)
             if missing:
                 raise serializers.ValidationError({f"credentials.{name}": [msg] for name, msg in missing.items()})
+        if "settings" in attrs or self.instance is None:
+            # Event schema pins: validated, recorded at creation, kept across PATCHes (contracts/pins.py).
+            previous = None if self.instance is None else self.instance.settings
+            value = attrs.get("settings", previous or {})
+            errors = pins_errors(value)
+            if errors:
+                raise serializers.ValidationError({name: [message] for name, message in errors.items()})
+            attrs["settings"] = pins_recorded(kind=kind, settings=value, previous=previous)
         return attrs
 
     def create(self, validated_data):

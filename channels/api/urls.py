@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import alerts, resync, trace, views
+from . import alerts, event_schemas, resync, trace, views
 
 router = SimpleRouter()
 router.register("channels", views.ChannelViewSet, basename="channel")
@@ -15,6 +15,8 @@ urlpatterns = [
     path("sync-logs/", views.SyncLogView.as_view(), name="sync-logs"),
     path("changes/<str:change_id>/trace/", trace.ChangeTraceView.as_view(), name="change-trace"),
     path("alerts/", alerts.AlertListView.as_view(), name="alerts"),
+    path("event-schemas/", event_schemas.EventSchemaListView.as_view(), name="event-schemas"),
+    path("event-schemas/<str:event_type>/<str:version>/", event_schemas.EventSchemaView.as_view(), name="event-schema"),
     path("inventory/<str:sku>/", views.InventoryView.as_view(), name="inventory"),
     *router.urls,
 ]

@@ -10,6 +10,11 @@ the sender's understanding of the format, both could be wrong and every test wou
     X-Syncsvc-Timestamp: 1700000000
     X-Syncsvc-Signature: v1=hex(HMAC-SHA256(secret, b"1700000000." + body))
     {"events": [{"id", "type", "schema_version", "occurred_at", "data": {"sku", ...}}]}
+
+It understands `price.updated` v1 (plain decimal strings) and v2 (`{"amount", "currency"}`),
+`inventory.updated` v1 and `product.updated` v1; other types and versions are accepted and
+ignored. Control: `GET /_sandbox/webhook/{store}/events?since=` lists the events of accepted
+batches as they were sent (how tests check what syncsvc emits against its schemas).
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import iso
+from .clock import iso, parse_instant
 from .messages import HttpError, Request, Response
 from .store import FieldParser, Store
 from .validation import decimal_text, integer, text
@@ -38,6 +43,9 @@ DELIVERY_HEADER = "X-Syncsvc-Delivery"
 SEEN_EVENT_IDS_LIMIT = 1_000_000
 
 UNSIGNED_TIMESTAMP = re.compile(r"\d{1,12}")
+CURRENCY = re.compile(r"[A-Z]{3}")
+# How many received events the control API keeps for inspection (`GET .../events`).
+RECEIVED_EVENTS_LIMIT = 10_000
 
 
 class Verdict(enum.Enum):
@@ -103,6 +111,26 @@ def _price_changes(data: dict[str, Any], where: str) -> dict[str, Any]:
     }
 
 
+def _money(value: Any, field: str, *, nullable: bool = False) -> tuple[str | None, str | None]:
+    """(amount, currency) of a `{"amount": "12.50", "currency": "USD"}` object."""
+    if value is None and nullable:
+        return None, None
+    if not isinstance(value, dict):
+        raise HttpError(400, f"{field} must be an object with amount and currency, got {value!r}")
+    currency = value.get("currency")
+    if not isinstance(currency, str) or not CURRENCY.fullmatch(currency):
+        raise HttpError(400, f"{field}.currency must be an ISO 4217 code like \"USD\", got {currency!r}")
+    return decimal_text(value.get("amount"), f"{field}.amount"), currency
+
+
+def _price_changes_v2(data: dict[str, Any], where: str) -> dict[str, Any]:
+    if "price" not in data:
+        raise HttpError(400, f"{where}.price is missing")
+    price, currency = _money(data["price"], f"{where}.price")
+    compare_at_price, _ = _money(data.get("compare_at_price"), f"{where}.compare_at_price", nullable=True)
+    return {"price": price, "compare_at_price": compare_at_price, "currency": currency}
+
+
 def _inventory_changes(data: dict[str, Any], where: str) -> dict[str, Any]:
     if "available" not in data:
         raise HttpError(400, f"{where}.available is missing")
@@ -123,10 +151,12 @@ def _product_changes(data: dict[str, Any], where: str) -> dict[str, Any]:
     return changes
 
 
-EVENT_TYPES: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
-    "price.updated": _price_changes,
-    "inventory.updated": _inventory_changes,
-    "product.updated": _product_changes,
+# The (type, schema_version) pairs this receiver understands; anything else is ignored.
+EVENT_TYPES: dict[tuple[str, int], Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    ("price.updated", 1): _price_changes,
+    ("price.updated", 2): _price_changes_v2,
+    ("inventory.updated", 1): _inventory_changes,
+    ("product.updated", 1): _product_changes,
 }
 
 
@@ -156,9 +186,12 @@ def parse_event(raw: Any, index: int) -> Event:
         raise HttpError(400, f"{where} must be an object")
     event_id = _non_empty_text(raw.get("id"), f"{where}.id")
     event_type = _non_empty_text(raw.get("type"), f"{where}.type")
-    changes_for = EVENT_TYPES.get(event_type)
+    if "schema_version" not in raw:
+        raise HttpError(400, f"{where}.schema_version is missing")
+    version = integer(raw["schema_version"], f"{where}.schema_version", minimum=1)
+    changes_for = EVENT_TYPES.get((event_type, version))
     if changes_for is None:
-        # A subscriber ignores types it does not know yet (they may carry no SKU at all).
+        # A subscriber ignores types (and versions) it does not know (they may carry no SKU).
         return Event(event_id, event_type, None, None)
     data = raw.get("data")
     if not isinstance(data, dict):
@@ -189,9 +222,11 @@ class WebhookStore(Store):
         super().__init__(name)
         self._seen_ids: set[str] = set()
         self._seen_order: deque[str] = deque()
+        self._received: deque[dict[str, Any]] = deque(maxlen=RECEIVED_EVENTS_LIMIT)
+        self._received_seq = 0
 
     def item_defaults(self) -> dict[str, Any]:
-        return {"compare_at_price": None, "handle": None, "description": None, "attributes": None}
+        return {"compare_at_price": None, "handle": None, "description": None, "attributes": None, "currency": None}
 
     def item_field_parsers(self) -> dict[str, FieldParser]:
         return {
@@ -219,8 +254,9 @@ class WebhookStore(Store):
         if examination.decode_error is not None:
             raise examination.decode_error
         # Validate every event before applying any: a batch is all or nothing.
-        events = [parse_event(raw, index) for index, raw in enumerate(examination.events or [])]
-        return Response(200, self._apply(events))
+        raw_events = examination.events or []
+        events = [parse_event(raw, index) for index, raw in enumerate(raw_events)]
+        return Response(200, self._apply(events, raw_events, request, check))
 
     def _examine(self, request: Request) -> Examination:
         check = check_signature(self.config_value("secret"), request, time.time())
@@ -237,23 +273,56 @@ class WebhookStore(Store):
             request.log["delivery"] = delivery
         return Examination(check, events, decode_error)
 
-    def _apply(self, events: list[Event]) -> dict[str, int]:
+    def _apply(self, events: list[Event], raw_events: list[Any], request: Request,
+               check: SignatureCheck) -> dict[str, int]:
         applied = duplicates = ignored = 0
         with self.lock:
-            for event in events:
+            for event, raw in zip(events, raw_events, strict=True):
                 if event.id in self._seen_ids:
                     duplicates += 1
+                    self._keep_received(raw, "duplicate", request, check)
                     continue
                 self._remember(event.id)
                 if event.changes is None or event.sku is None:
                     ignored += 1
+                    self._keep_received(raw, "ignored", request, check)
                     continue
+                self._keep_received(raw, "applied", request, check)
                 item = self.item_for_update(event.sku)
                 item.update(event.changes)
                 item["updated_at"] = iso(time.time())
                 item["writes"] += 1
                 applied += 1
         return {"received": len(events), "applied": applied, "duplicates": duplicates, "ignored": ignored}
+
+    def _keep_received(self, raw: Any, outcome: str, request: Request, check: SignatureCheck) -> None:
+        self._received_seq += 1
+        self._received.append({
+            "seq": self._received_seq,
+            "received_at": iso(request.received_at),
+            "ts": round(request.received_at, 6),
+            "delivery": request.header(DELIVERY_HEADER),
+            "signature": check.verdict.log_value,
+            "outcome": outcome,
+            "event": raw,
+        })
+
+    def control_resource(self, request: Request, resource: str) -> Response | None:
+        """`GET /_sandbox/webhook/{store}/events?since=`: every event of the batches it
+        accepted, exactly as sent, with how it was taken (applied, duplicate, ignored) and
+        whether the batch's signature checked out."""
+        if resource != "events":
+            return None
+        if request.method != "GET":
+            raise HttpError(405, f"{request.method} not allowed on {request.path}", headers={"Allow": "GET"})
+        since_text = request.query.get("since", "")
+        try:
+            since = parse_instant(since_text) if since_text else None
+        except ValueError:
+            raise HttpError(400, f"since must be unix seconds or an ISO 8601 time, got {since_text!r}") from None
+        with self.lock:
+            received = [entry for entry in self._received if since is None or entry["ts"] > since]
+        return Response(200, {"events": received})
 
     def _remember(self, event_id: str) -> None:
         self._seen_ids.add(event_id)

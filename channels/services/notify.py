@@ -12,6 +12,8 @@ The webhook body is signed as syncsvc's channel webhooks are (see channels/adapt
     X-Syncsvc-Signature: v1=hex(HMAC-SHA256(SYNCSVC_ALERT_WEBHOOK_SECRET, b"1700000000." + body))
     {"events": [{"id": "alert-12-opened", "type": "alert.opened", "schema_version": 1,
                  "occurred_at": "...", "data": {"id", "kind", "channel": {...}, "detail", ...}}]}
+
+The event is built by `channels.contracts.events` (schemas in `channels/contracts/schemas/`).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from ..adapters.webhook import sign
+from ..contracts.events import alert_event
 from ..models import Alert, ChannelHealth
 
 log = logging.getLogger(__name__)
@@ -55,23 +58,6 @@ def alert_notify_later(*, alert_id: int, event: str) -> None:
             log.warning("alert %s %s: notification not queued (%s)", alert_id, event, exc)
 
     transaction.on_commit(send)
-
-
-def alert_document(alert: Alert) -> dict:
-    """The alert as the webhook receives it."""
-    channel = alert.channel
-    return {
-        "id": alert.pk,
-        "kind": alert.kind,
-        "channel": {"id": channel.pk, "name": channel.name, "kind": channel.kind},
-        "open": alert.cleared_at is None,
-        "detail": alert.detail,
-        "data": alert.data,
-        "opened_at": alert.opened_at.isoformat(),
-        "last_seen_at": alert.last_seen_at.isoformat(),
-        "cleared_at": alert.cleared_at.isoformat() if alert.cleared_at else None,
-        "cleared_detail": alert.cleared_detail,
-    }
 
 
 def alert_notify(*, alert_id: int, event: str) -> Delivery:
@@ -101,17 +87,7 @@ def _addresses(raw: str) -> list[str]:
 
 def _post(url: str, alert: Alert, event: str) -> str:
     occurred = alert.cleared_at if event == CLEARED else alert.opened_at
-    payload = {
-        "events": [
-            {
-                "id": f"alert-{alert.pk}-{event}",
-                "type": f"alert.{event}",
-                "schema_version": 1,
-                "occurred_at": (occurred or timezone.now()).isoformat(),
-                "data": alert_document(alert),
-            }
-        ]
-    }
+    payload = {"events": [alert_event(alert=alert, event=event, occurred_at=occurred or timezone.now())]}
     body = json.dumps(payload, separators=(",", ":")).encode()
     timestamp = int(time.time())
     headers = {"Content-Type": "application/json", "X-Syncsvc-Timestamp": str(timestamp),
