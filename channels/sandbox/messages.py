@@ -45,13 +45,18 @@ class Request:
 
 @dataclass
 class Response:
-    """A JSON answer; the server adds Content-Type and Content-Length."""
+    """A JSON answer (or `raw` bytes of `content_type`: a file, an XML storage answer); the
+    server adds Content-Type and Content-Length."""
 
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
     def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
         return json.dumps(self.body, separators=(",", ":")).encode()
 
     @property

@@ -34,6 +34,9 @@ ID_BASES = {
     "InventoryItem": 49_000_000_000_000,
     "InventoryLevel": 155_000_000_000,
     "InventoryAdjustmentGroup": 61_000_000_000_000,
+    "Metafield": 25_000_000_000_000,
+    "MediaImage": 31_000_000_000_000,
+    "BulkOperation": 4_400_000_000_000,
 }
 
 
@@ -73,6 +76,25 @@ class Location:
 
 
 @dataclass
+class Metafield:
+    id: int
+    namespace: str
+    key: str
+    type: str
+    value: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class MediaImage:
+    id: int
+    source: str
+    alt: str
+    created_at: float
+
+
+@dataclass
 class Product:
     id: int
     title: str
@@ -80,6 +102,10 @@ class Product:
     created_at: float
     updated_at: float
     variant_ids: list[int] = field(default_factory=list)
+    # Content, written by productUpdate / productSet (directly or through a bulk operation).
+    description_html: str = ""
+    metafields: dict[tuple[str, str], Metafield] = field(default_factory=dict)
+    media: list[MediaImage] = field(default_factory=list)
 
 
 @dataclass
@@ -281,6 +307,9 @@ class Catalog:
             "price": variant.price,
             "available": sum(level.states["available"] for level in levels),
             "title": product.title,
+            "description_html": product.description_html,
+            "metafields": {f"{ns}.{key}": metafield.value for (ns, key), metafield in product.metafields.items()},
+            "media": [image.source for image in product.media],
             "updated_at": iso(updated_at),
             "writes": variant.writes,
             "compare_at_price": variant.compare_at_price,

@@ -19,6 +19,7 @@ from graphql.execution.values import get_directive_values
 
 from . import errors
 from .catalog import InventoryLevel, parse_gid
+from .content import product_set, product_update
 from .idempotency import MISMATCH_MESSAGE, PREVIOUS_ATTEMPT_FAILED_MESSAGE, IdempotencyKeys, fingerprint
 from .mutations import (
     Outcome,
@@ -164,7 +165,35 @@ class Root:
     def shop(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> ShopView:
         return ShopView(self._shop)
 
+    def current_bulk_operation(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> View | None:
+        found: View | None = self._shop.bulk.current(self._shop, arguments.get("type") or "QUERY")
+        return found
+
     # --- mutations ----------------------------------------------------------------------------
+
+    def product_update(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> dict[str, Any]:
+        outcome = product_update(self._shop, arguments, self.context.now)
+        self.context.record(outcome)
+        return outcome.payload
+
+    def product_set(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> dict[str, Any]:
+        outcome = product_set(self._shop, arguments, self.context.now)
+        self.context.record(outcome)
+        return outcome.payload
+
+    def staged_uploads_create(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = self._shop.bulk.staged_uploads_create(arguments["input"], self.context.now)
+        return payload
+
+    def bulk_operation_run_mutation(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = self._shop.bulk.run_mutation(
+            self._shop, arguments, self.context.version, self.context.now
+        )
+        return payload
+
+    def bulk_operation_cancel(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> dict[str, Any]:
+        payload: dict[str, Any] = self._shop.bulk.cancel(self._shop, arguments["id"])
+        return payload
 
     def product_variants_bulk_update(self, info: GraphQLResolveInfo, arguments: dict[str, Any]) -> dict[str, Any]:
         outcome = product_variants_bulk_update(self.context.shop, arguments, self.context.now)

@@ -32,6 +32,15 @@ Config (`POST /_sandbox/shopify/{store}/config`), all optional:
     send_orders_paid         a sale also sends orders/paid (default false)
     send_inventory_webhooks  send inventory_levels/update when a level changes through a
                              sale, a merchant edit or the API (default false)
+    bulk_lines_per_s         how fast a bulk mutation runs its lines (default 250)
+    bulk_fail_after_lines    bulk mutations started from now on FAIL (INTERNAL_SERVER_ERROR)
+                             after this many lines (unset: they do not fail)
+    staged_upload_max_bytes  the staged upload policy's size limit (default 20 MB)
+
+Bulk import (`bulk.py`): `stagedUploadsCreate` hands out targets at `{store}/_staged/`
+(multipart POST, GCS-style), bulk mutation results are served at `{store}/_bulk/{id}.jsonl`.
+Neither needs the access token: both are authorised by what the signed URL/policy carries.
+Items show `description_html`, `metafields` ({"namespace.key": value}) and `media` (URLs).
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ from ..typed_config import (
 from ..validation import decimal_text, integer, reject_unknown_fields
 from .api import GraphqlAnswer, GraphqlRequest, ShopState, answer
 from .bucket import PLAN_ALIASES, RESTORE_RATE_BY_PLAN, BucketSettings, LeakyBucket
+from .bulk import RESULTS_PATH, STAGED_PATH, BulkOperations
 from .catalog import Catalog, InventoryLevel, Variant
 from .graphql_schema import warm_up_in_background
 from .versions import SUPPORTED_VERSIONS, ApiVersion
@@ -105,6 +115,12 @@ def plan_name(value: Any, field: str) -> str:
     return str(name)
 
 
+def non_negative_integer(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HttpError(400, f"{field} must be a whole number of 0 or more, got {value!r}")
+    return value
+
+
 def boolean(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
         raise HttpError(400, f"{field} must be true or false, got {value!r}")
@@ -128,6 +144,9 @@ class ShopifyStore(TypedConfig, Store):
             "webhook_api_version",
             "send_orders_paid",
             "send_inventory_webhooks",
+            "bulk_lines_per_s",
+            "bulk_fail_after_lines",
+            "staged_upload_max_bytes",
         }
     )
     secret_config_fields = frozenset({"webhook_secret", "access_token"})
@@ -140,6 +159,9 @@ class ShopifyStore(TypedConfig, Store):
         "webhook_api_version": choice(*SUPPORTED_VERSIONS),
         "send_orders_paid": boolean,
         "send_inventory_webhooks": boolean,
+        "bulk_lines_per_s": positive_number,
+        "bulk_fail_after_lines": non_negative_integer,
+        "staged_upload_max_bytes": positive_integer,
     }
 
     def __init__(self, name: str) -> None:
@@ -153,6 +175,8 @@ class ShopifyStore(TypedConfig, Store):
             shop_id=zlib.crc32(name.encode()) + 60_000_000_000,
         )
         self.state = ShopState(shop, LeakyBucket(BucketSettings.from_config({}), time.monotonic()))
+        self.bulk = BulkOperations(self.lock, lambda: self.config, shop, self.state.idempotency)
+        shop.bulk = self.bulk
         self.webhooks = WebhookSender()
         self._order_numbers = itertools.count(1)
         self._order_ids = itertools.count(ORDER_ID_BASE + 1)
@@ -165,6 +189,14 @@ class ShopifyStore(TypedConfig, Store):
     # --- the real API ------------------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.bulk.public_url = self._public_url(request)
+        if request.subpath.rstrip("/") == STAGED_PATH and request.method == "POST":
+            with self.lock:
+                return self.bulk.receive_upload(request, time.time())
+        if request.subpath.startswith(RESULTS_PATH) and request.method == "GET":
+            with self.lock:
+                return self.bulk.serve_result(request)
         match = GRAPHQL_PATH.fullmatch(request.subpath)
         if match is None:
             return _shopify_error(404, "Not Found")
@@ -195,6 +227,12 @@ class ShopifyStore(TypedConfig, Store):
         generic = fault.response()
         message = INVALID_TOKEN if fault.status == 401 else FAULT_MESSAGES.get(fault.status, generic.error)
         return Response(fault.status, {"errors": message}, generic.headers)
+
+    def _public_url(self, request: Request) -> str:
+        """This store's base URL as the client reached it (where staged targets and result
+        files are handed out)."""
+        host = request.header("Host") or "127.0.0.1"
+        return f"http://{host}/shopify/{self.name}"
 
     def _authorized(self, request: Request) -> bool:
         token = (request.header("X-Shopify-Access-Token") or "").strip()

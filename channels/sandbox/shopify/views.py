@@ -9,7 +9,9 @@ are plain dicts (`edges`, `nodes`, `pageInfo`), paginated with Shopify-style opa
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,6 +23,8 @@ from .catalog import (
     InventoryItem,
     InventoryLevel,
     Location,
+    MediaImage,
+    Metafield,
     Product,
     Variant,
     gid,
@@ -30,6 +34,9 @@ from .catalog import (
 from .search import compile_query, exact_values
 
 MAX_PAGE_SIZE = 250
+# Metafields named by key alone live in the app's reserved namespace (`$app`), as in Shopify.
+APP_NAMESPACE = "$app"
+TAGS = re.compile(r"<[^>]*>")
 
 
 @dataclass
@@ -41,6 +48,8 @@ class Shop:
     domain: str
     currency: str
     shop_id: int
+    # The shop's bulk operations (`bulk.BulkOperations`); `node(id:)` finds them through it.
+    bulk: Any = None
 
 
 # --- adjustment groups (the result of an inventory mutation) ------------------------------
@@ -184,11 +193,40 @@ class ProductView(View):
     def tags(self) -> list[str]:
         return []
 
-    def description(self, **_: Any) -> str:
-        return ""
+    def description(self, truncate_at: int | None = None) -> str:
+        text = html.unescape(TAGS.sub("", self.product.description_html)).strip()
+        return text[:truncate_at] if truncate_at is not None else text
 
     def description_html(self) -> str:
-        return ""
+        return self.product.description_html
+
+    def metafield(self, key: str, namespace: str | None = None) -> MetafieldView | None:
+        if namespace is None and "." in key:  # `key: "custom.material"` names both
+            namespace, key = key.split(".", 1)
+        found = self.product.metafields.get((namespace or APP_NAMESPACE, key))
+        return MetafieldView(self.shop, found, self) if found else None
+
+    def metafields(self, namespace: str | None = None, keys: list[str] | None = None, **arguments: Any) -> dict[str, Any]:
+        records = sorted(
+            (
+                metafield
+                for metafield in self.product.metafields.values()
+                if (namespace is None or metafield.namespace == namespace)
+                and (keys is None or f"{metafield.namespace}.{metafield.key}" in keys)
+            ),
+            key=lambda metafield: metafield.id,
+        )
+        return connection(
+            records, lambda metafield: MetafieldView(self.shop, metafield, self), field_name="metafields", **_page(arguments)
+        )
+
+    def media(self, **arguments: Any) -> dict[str, Any]:
+        return connection(
+            self.product.media, lambda image: MediaImageView(self.shop, image), field_name="media", **_page(arguments)
+        )
+
+    def media_count(self, **_: Any) -> dict[str, Any]:
+        return count(len(self.product.media))
 
     def created_at(self) -> str:
         return iso_timestamp(self.product.created_at)
@@ -218,6 +256,83 @@ class ProductView(View):
 
     def _variants(self) -> list[Variant]:
         return [self.catalog.variants[variant_id] for variant_id in sorted(self.product.variant_ids)]
+
+
+class MetafieldView(View):
+    graphql_type = "Metafield"
+
+    def __init__(self, shop: Shop, metafield: Metafield, owner: View) -> None:
+        super().__init__(shop)
+        self.metafield = metafield
+        self._owner = owner
+
+    def id(self) -> str:
+        return gid("Metafield", self.metafield.id)
+
+    def legacy_resource_id(self) -> str:
+        return str(self.metafield.id)
+
+    def namespace(self) -> str:
+        return self.metafield.namespace
+
+    def key(self) -> str:
+        return self.metafield.key
+
+    def type(self) -> str:
+        return self.metafield.type
+
+    def value(self) -> str:
+        return self.metafield.value
+
+    def json_value(self) -> Any:
+        try:
+            return json.loads(self.metafield.value)
+        except ValueError:
+            return self.metafield.value
+
+    def owner_type(self) -> str:
+        return "PRODUCT"
+
+    def owner(self) -> View:
+        return self._owner
+
+    def compare_digest(self) -> str:
+        return base64.b64encode(f"{self.metafield.id}:{self.metafield.updated_at}".encode()).decode()
+
+    def created_at(self) -> str:
+        return iso_timestamp(self.metafield.created_at)
+
+    def updated_at(self) -> str:
+        return iso_timestamp(self.metafield.updated_at)
+
+
+class MediaImageView(View):
+    graphql_type = "MediaImage"
+
+    def __init__(self, shop: Shop, image: MediaImage) -> None:
+        super().__init__(shop)
+        self.image_record = image
+
+    def id(self) -> str:
+        return gid("MediaImage", self.image_record.id)
+
+    def alt(self) -> str:
+        return self.image_record.alt
+
+    def media_content_type(self) -> str:
+        return "IMAGE"
+
+    def status(self) -> str:
+        return "READY"
+
+    def created_at(self) -> str:
+        return iso_timestamp(self.image_record.created_at)
+
+    def image(self) -> dict[str, Any]:
+        return {"url": self.image_record.source, "altText": self.image_record.alt, "id": self.id()}
+
+    def preview(self) -> dict[str, Any]:
+        return {"image": self.image(), "status": "READY"}
 
 
 class VariantView(View):
@@ -566,6 +681,9 @@ def node_for_gid(shop: Shop, text: str) -> View | None:
     if kind == "InventoryLevel":
         level = catalog.level_by_id(number)
         return InventoryLevelView(shop, level) if level else None
+    if kind == "BulkOperation" and shop.bulk is not None:
+        found: View | None = shop.bulk.node(shop, number)
+        return found
     return None
 
 
