@@ -140,6 +140,8 @@ class SyncAttempt(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     latency_ms = models.FloatField(null=True)
     timestamp = models.DateTimeField(db_index=True)
+    # What a shadow channel would have sent for this SKU (the adapter's `preview`); null otherwise.
+    payload = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -350,6 +352,7 @@ class Alert(models.Model):
         DEGRADED_CHANNEL = "degraded_channel"
         DRIFT = "drift"
         INBOUND_SILENCE = "inbound_silence"
+        SCHEMA_DRIFT = "schema_drift"  # PIM attributes a content-taking channel has no mapping for
 
     channel = models.ForeignKey(Channel, related_name="alerts", on_delete=models.CASCADE)
     kind = models.CharField(max_length=20, choices=Kind.choices)

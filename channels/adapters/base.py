@@ -25,6 +25,17 @@ class ChannelConfig:
 
 
 @dataclass(frozen=True)
+class MappedAttribute:
+    """A PIM attribute's value as one channel field (`AttributeMapping`): `target` is the
+    Shopify metafield `namespace.key`, the WooCommerce attribute name, the Amazon attribute
+    or the Magento attribute code; `type` the Shopify metafield type."""
+
+    target: str
+    value: object
+    type: str = ""
+
+
+@dataclass(frozen=True)
 class PushItem:
     """One aspect of one SKU, as the channel must be shown it now.
 
@@ -43,6 +54,9 @@ class PushItem:
     title: str = ""
     description: str = ""
     attributes: dict = field(default_factory=dict)
+    # Content items: the attributes as this channel's fields, through its mappings (a
+    # store adapter sends these, never the raw `attributes`; see services/mapping.py).
+    mapped_attributes: tuple[MappedAttribute, ...] = ()
 
 
 class Outcome(str, enum.Enum):
@@ -189,6 +203,13 @@ class ChannelAdapter(ABC):
         the channel lacks come back with `listed=False`. Raises ChannelThrottled rather than
         waiting when the rate limit does not allow the reads now."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
+
+    def preview(self, items: Sequence[PushItem]) -> dict[str, dict]:
+        """SKU -> the request bodies `push` would send for these items, built by the push's own
+        body builders, with no call to the channel (a shadow channel's log)."""
+        return {
+            item.sku: {"aspects": [i.aspect for i in items if i.sku == item.sku]} for item in items
+        }
 
     def refresh_start(self, items: Sequence[PushItem]) -> dict:
         """Start one remote bulk job for these content items; its JSON-able remote state (ids).

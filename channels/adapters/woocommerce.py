@@ -41,7 +41,7 @@ class _Entry:
     """One SKU's update inside a batch call, with the items it answers for."""
 
     sku: str
-    product_id: int
+    product_id: int | None  # None only in a preview, before the lookup
     parent_id: int | None
     items: tuple[PushItem, ...]
 
@@ -53,13 +53,36 @@ class _Entry:
             elif item.aspect == "inventory":
                 update["manage_stock"] = True
                 update["stock_quantity"] = int(item.available)
+            elif item.aspect == "content":
+                update.update(content_fields(item))
         return update
+
+
+def content_fields(item: PushItem) -> dict:
+    """A content item as WooCommerce product fields: title, description and the mapped
+    attributes (only those: `attributes` replaces the product's whole list)."""
+    return {
+        "name": item.title,
+        "description": item.description,
+        "attributes": [
+            {"name": field.target, "visible": True,
+             "options": [str(v) for v in field.value] if isinstance(field.value, list) else [str(field.value)]}
+            for field in item.mapped_attributes
+        ],
+    }
 
 
 @dataclass
 class _Batch:
     path: str
     entries: list[_Entry] = field(default_factory=list)
+
+
+def _by_sku(items: Sequence[PushItem]) -> dict[str, list[PushItem]]:
+    by_sku: dict[str, list[PushItem]] = {}
+    for item in items:
+        by_sku.setdefault(item.sku, []).append(item)
+    return by_sku
 
 
 def _ids(product: dict) -> dict:
@@ -79,7 +102,7 @@ class WooCommerceAdapter(ChannelAdapter):
     """Prices and stock to a WooCommerce shop in batch calls of up to `batch_limit` products."""
 
     kind = "woocommerce"
-    aspects = frozenset({"price", "inventory"})
+    aspects = frozenset({"price", "inventory", "content"})
     batch_size = 100
     credential_fields = ("consumer_key", "consumer_secret")
     default_rate_per_s = 5.0
@@ -112,10 +135,21 @@ class WooCommerceAdapter(ChannelAdapter):
             return results.finish(error)
         return results.finish()
 
+    def preview(self, items: Sequence[PushItem]) -> dict[str, dict]:
+        """The batch entry each SKU would get, by the push's own builder; a SKU not resolved
+        yet would first be looked up by SKU (its id shows as null)."""
+        previews: dict[str, dict] = {}
+        for sku, group in _by_sku([i for i in items if i.aspect in self.aspects]).items():
+            ids = group[0].external_ids
+            parent = ids.get("parent_id")
+            entry = _Entry(sku, int(ids["product_id"]) if ids.get("product_id") else None, parent, tuple(group))
+            path = f"/products/{parent}/variations/batch" if parent else "/products/batch"
+            previews[sku] = {"method": "POST", "path": API_PATH + path, "update": entry.body(),
+                             **({} if ids.get("product_id") else {"lookup": f"GET {API_PATH}/products?sku={sku}"})}
+        return previews
+
     def _batches(self, items: list[PushItem], results: PushResults) -> list[_Batch]:
-        by_sku: dict[str, list[PushItem]] = {}
-        for item in items:
-            by_sku.setdefault(item.sku, []).append(item)
+        by_sku = _by_sku(items)
         known = {sku: dict(group[0].external_ids) for sku, group in by_sku.items()
                  if group[0].external_ids.get("product_id")}
         unknown = [sku for sku in by_sku if sku not in known]

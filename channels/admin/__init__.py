@@ -8,6 +8,7 @@ from ..adapters.registry import ADAPTERS, adapter_class
 from ..contracts.pins import pins_errors, pins_recorded
 from ..models import Channel, InboundEvent, OrderLine, SyncAttempt, SyncMark
 from . import dashboard  # noqa: F401  (the dashboard's views and the admin index's link to it)
+from . import mapping  # noqa: F401  (attribute mappings, schema drift, shadow diff)
 from .alerts import ChannelHealthInline  # also registers alerts, thresholds and circuits
 from .resync import resync_all_skus, resync_failed_skus, resync_these_skus  # also registers resync jobs, drift, incidents
 

@@ -38,6 +38,7 @@ from ..metrics.counters import attempts_count
 from ..models import Channel, SyncAttempt
 from ..safety import shown_quantities
 from .circuit import batch_verdict, circuit_gate, circuit_record, circuit_release
+from .mapping import mapping_apply
 
 log = logging.getLogger(__name__)
 
@@ -190,13 +191,17 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
     (the outage is the channel's)."""
     started_at = timezone.now()
     items, by_key, gone = _items(channel, marks)
+    items = mapping_apply(channel=channel, items=items)  # content attributes as the channel's fields
     # The variant was deleted since: nothing to send. The ORM's cascade usually removed its
     # marks already; one left behind (the table has no foreign keys, see migration 0004)
     # would otherwise come due again at every lease.
     marks_drop(mark_ids=gone, claimer=claimer)
+    previews: dict[str, dict] = {}
     if not items:
         results = []
     elif channel.mode == Channel.Mode.SHADOW:
+        # No call to the store at all: what the push would send is logged on the attempts.
+        previews = adapter.preview(items)
         results = [PushResult(i.sku, i.aspect, Outcome.OK, code="shadow", acknowledged_at=timezone.now()) for i in items]
     else:
         results = adapter.push(items)
@@ -205,7 +210,7 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
     retry_delay = 0.0
     for result, item in zip(results, items):
         mark = by_key[(result.sku, result.aspect)]
-        attempts.append(_attempt_row(channel, mark, item, result, enqueued, started_at))
+        attempts.append(_attempt_row(channel, mark, item, result, enqueued, started_at, previews.get(item.sku)))
         if result.ok:
             delivered.append(mark.id)
         elif result.outcome is Outcome.THROTTLED:
@@ -250,7 +255,7 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
     return len(delivered), len(items) - len(delivered), results
 
 
-def _attempt_row(channel, mark, item, result: PushResult, enqueued, started_at) -> SyncAttempt:
+def _attempt_row(channel, mark, item, result: PushResult, enqueued, started_at, payload=None) -> SyncAttempt:
     if result.ok:
         status = SyncAttempt.Status.IGNORED if result.code == "shadow" else SyncAttempt.Status.SUCCESS
     elif result.outcome is Outcome.THROTTLED:
@@ -275,4 +280,5 @@ def _attempt_row(channel, mark, item, result: PushResult, enqueued, started_at) 
         acknowledged_at=acknowledged,
         latency_ms=latency,
         timestamp=timezone.now(),
+        payload=payload,
     )

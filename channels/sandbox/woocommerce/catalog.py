@@ -67,6 +67,10 @@ class Product:
     total_sales: int = 0
     writes: int = 0
     children: list[int] = field(default_factory=list)
+    description: str = ""
+    # `[{id, name, position, visible, variation, options}]`, as the product shows them (an
+    # update replaces the whole list).
+    attributes: list[dict] = field(default_factory=list)
 
     @property
     def post_type(self) -> str:
@@ -169,7 +173,7 @@ class Catalog:
             product.sku = changes["sku"]
             if product.sku:
                 self.by_sku[product.sku] = product
-        for name in ("name", "status", "backorders", "regular_price", "sale_price"):
+        for name in ("name", "status", "backorders", "regular_price", "sale_price", "description", "attributes"):
             if name in changes:
                 setattr(product, name, changes[name])
         requested_status = changes.get("stock_status", product.stock_status)
@@ -233,7 +237,7 @@ class Renderer:
             "status": product.status,
             "featured": False,
             "catalog_visibility": "visible",
-            "description": "",
+            "description": product.description,
             "short_description": "",
             "sku": product.sku,
             "price": price,
@@ -278,7 +282,7 @@ class Renderer:
             "categories": [],
             "tags": [],
             "images": [],
-            "attributes": [],
+            "attributes": [dict(attribute) for attribute in product.attributes],
             "default_attributes": [],
             "variations": list(product.children),
             "grouped_products": [],
@@ -373,3 +377,32 @@ class Renderer:
             "date_modified": modified,
             "date_modified_gmt": modified,
         }
+
+
+def product_attributes(value: Any) -> list[dict] | None:
+    """A product's `attributes` as WooCommerce keeps them (`WC_Product_Attribute`): a global
+    attribute by `id`, a local one by `name`; entries with neither are skipped; `options` a list
+    of term names (a `|`-separated string is split, as the admin does). None: not a list."""
+    if not isinstance(value, list):
+        return None
+    kept = []
+    for position, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            continue
+        try:
+            attribute_id = int(entry.get("id") or 0)
+        except (TypeError, ValueError):
+            attribute_id = 0
+        name = str(entry.get("name") or "").strip()
+        if not attribute_id and not name:
+            continue
+        options = entry.get("options", [])
+        if isinstance(options, str):
+            options = [part.strip() for part in options.split("|")]
+        options = [str(option) for option in options if str(option) != ""] if isinstance(options, list) else []
+        kept.append({
+            "id": attribute_id, "name": name, "position": int(entry.get("position") or position),
+            "visible": bool(entry.get("visible", False)), "variation": bool(entry.get("variation", False)),
+            "options": options,
+        })
+    return kept

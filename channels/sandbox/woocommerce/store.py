@@ -73,6 +73,7 @@ from .catalog import (
     Product,
     Renderer,
     price_value,
+    product_attributes,
     wp_datetime,
 )
 from .errors import WpError, error_item
@@ -146,6 +147,14 @@ def checked_changes(body: dict[str, Any], errors: ParamErrors, *, statuses: tupl
     for name, allowed in (("stock_status", STOCK_STATUSES), ("backorders", BACKORDERS), ("status", statuses)):
         if name in body and (value := enum_value(errors, name, body[name], allowed)) is not None:
             changes[name] = value
+    if "description" in body and (text := string_value(errors, "description", body["description"])) is not None:
+        changes["description"] = text
+    if "attributes" in body:
+        attributes = product_attributes(body["attributes"])
+        if attributes is None:
+            errors.add("attributes", "rest_invalid_type", "attributes is not of type array.")
+        else:
+            changes["attributes"] = attributes
     return changes
 
 
@@ -170,6 +179,10 @@ def coerced_changes(item: dict[str, Any]) -> dict[str, Any]:
         changes["backorders"] = item["backorders"] if item["backorders"] in BACKORDERS else "no"
     if item.get("status") is not None:
         changes["status"] = item["status"] if item["status"] in POST_STATUSES else "draft"
+    if item.get("description") is not None:
+        changes["description"] = str(item["description"])
+    if (attributes := product_attributes(item.get("attributes"))) is not None:
+        changes["attributes"] = attributes
     return changes
 
 
@@ -702,6 +715,7 @@ class WooCommerceStore(TypedConfig, Store):
             "parent_id": product.parent_id,
             "manage_stock": product.manage_stock,
             "stock_status": product.stock_status,
+            "attributes": {attribute["name"] or str(attribute["id"]): attribute["options"] for attribute in product.attributes},
         }
 
     # --- control: config and sales ----------------------------------------------------------
