@@ -161,6 +161,12 @@ class SandboxControl:
         answer = self._call("GET", self._store_path(kind, store, "requests"), params=params)
         return cast(list[dict[str, Any]], answer["requests"])
 
+    def events(self, store: str, since: float | str | None = None) -> list[dict[str, Any]]:
+        """Events a webhook store accepted, as sent: `{"event", "outcome", "signature", ...}`."""
+        params = {"since": str(since)} if since is not None else None
+        answer = self._call("GET", self._store_path("webhook", store, "events"), params=params)
+        return cast(list[dict[str, Any]], answer["events"])
+
     def fault(self, kind: str, store: str, **body: Any) -> dict[str, Any]:
         """Inject a fault: status=503, count=2 | status=429, seconds=1.5 | latency_ms=200 | clear=True."""
         return cast(dict[str, Any], self._call("POST", self._store_path(kind, store, "faults"), json=body)["faults"])

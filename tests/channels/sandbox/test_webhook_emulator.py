@@ -181,6 +181,41 @@ def test_duplicate_event_id_is_applied_once(sandbox, control, store):
     assert control.item("webhook", store, "SKU-1")["writes"] == 1
 
 
+def test_a_v2_price_event_sets_the_amount_and_currency(sandbox, control, store):
+    # given
+    event = {**price_event("SKU-2", "0"), "schema_version": 2,
+             "data": {"sku": "SKU-2", "price": {"amount": "12.50", "currency": "EUR"},
+                      "compare_at_price": {"amount": "15.00", "currency": "EUR"}}}
+
+    # when
+    response = post_events(sandbox, store, [event])
+
+    # then
+    assert response.status_code == 200 and response.json()["applied"] == 1
+    item = control.item("webhook", store, "SKU-2")
+    assert (item["price"], item["compare_at_price"], item["currency"]) == ("12.50", "15.00", "EUR")
+
+
+def test_the_control_api_lists_received_events_as_sent_with_their_outcome(sandbox, control, store):
+    # given
+    control.config("webhook", store, secret=SECRET)
+    first = price_event("SKU-1", "5.00")
+    unknown_version = {**price_event("SKU-1", "6.00"), "schema_version": 9}
+    post_events(sandbox, store, [first, unknown_version])
+    mark = time.time()
+
+    # when
+    post_events(sandbox, store, [first])
+    everything, later = control.events(store), control.events(store, since=mark)
+
+    # then
+    assert [(e["event"], e["outcome"], e["signature"]) for e in everything] == [
+        (first, "applied", "valid"), (unknown_version, "ignored", "valid"), (first, "duplicate", "valid"),
+    ]
+    assert [e["outcome"] for e in later] == ["duplicate"]
+    assert control.item("webhook", store, "SKU-1")["price"] == "5.00"
+
+
 def test_unknown_event_type_is_accepted_and_counted_as_ignored(sandbox, control, store):
     # given
     unknown = {"id": str(uuid.uuid4()), "type": "collection.deleted", "schema_version": 1, "data": {}}
@@ -213,11 +248,18 @@ def test_malformed_body_is_refused_with_400(sandbox, control, store, body, messa
     [
         ({"type": "price.updated", "data": {"sku": "S", "price": "1.00"}}, "events[1].id"),
         ({"id": "e", "data": {"sku": "S"}}, "events[1].type"),
-        ({"id": "e", "type": "price.updated", "data": {"price": "1.00"}}, "events[1].data.sku"),
-        ({"id": "e", "type": "price.updated", "data": {"sku": "S", "price": 1.5}}, "events[1].data.price"),
-        ({"id": "e", "type": "inventory.updated", "data": {"sku": "S", "available": "3"}}, "events[1].data.available"),
+        ({"id": "e", "type": "price.updated", "schema_version": 1, "data": {"price": "1.00"}}, "events[1].data.sku"),
+        ({"id": "e", "type": "price.updated", "schema_version": 1, "data": {"sku": "S", "price": 1.5}}, "events[1].data.price"),
+        ({"id": "e", "type": "inventory.updated", "schema_version": 1, "data": {"sku": "S", "available": "3"}},
+         "events[1].data.available"),
+        ({"id": "e", "type": "price.updated", "data": {"sku": "S", "price": "1.00"}}, "events[1].schema_version"),
+        ({"id": "e", "type": "price.updated", "schema_version": 2, "data": {"sku": "S", "price": "1.00"}},
+         "events[1].data.price"),
+        ({"id": "e", "type": "price.updated", "schema_version": 2,
+          "data": {"sku": "S", "price": {"amount": "1.00", "currency": "usd"}}}, "events[1].data.price.currency"),
     ],
-    ids=["no-id", "no-type", "no-sku", "price-not-a-decimal-string", "available-not-an-integer"],
+    ids=["no-id", "no-type", "no-sku", "price-not-a-decimal-string", "available-not-an-integer", "no-schema-version",
+         "v2-price-not-money", "v2-currency-not-iso"],
 )
 def test_batch_with_one_malformed_event_is_refused_whole(sandbox, control, store, bad_event, message_part):
     # given: a valid event before the bad one, so a partial apply would show
