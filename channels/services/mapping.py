@@ -17,11 +17,16 @@ import re
 from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
 
-from inventory.models import Variant
+from inventory.models import Change, Variant
 
 from ..adapters.base import MappedAttribute, PushItem
+from ..adapters.registry import adapter_class
+from ..marks import marks_upsert
 from ..models import AttributeMapping, Channel
+from ..wakeups import wake_channel
 
 # Shopify metafield types (shopify.dev "Metafield types"); each but json/rich text/rating
 # also exists as `list.<type>`.
@@ -138,12 +143,37 @@ def mapping_save(*, channel: Channel, mapping: AttributeMapping | None = None, *
             mapping.save()
             if mapping.enabled:
                 schema_drift_mapped(channel=channel, attribute=mapping.pim_attribute)
+                mapping_content_owe(channel=channel, attribute=mapping.pim_attribute)
     except IntegrityError:
         raise MappingInvalid({"pim_attribute": [
             f"{mapping.pim_attribute!r} is mapped already on this channel"
             + (f" for {mapping.product_type}" if mapping.product_type else "")
         ]}) from None
     return mapping
+
+
+def mapping_content_owe(*, channel: Channel, attribute: str) -> int:
+    """Owe content to the channel for every variant whose product or variant has `attribute`
+    (its value now goes out in the mapped field), when the channel takes content in its
+    flush; channels that take content only through the catalog refresh get it at the next
+    one. Returns how many variants are owed."""
+    if "content" not in adapter_class(channel.kind).aspects:
+        return 0
+    variant_ids = list(
+        Variant.objects.filter(Q(attributes__has_key=attribute) | Q(product__attributes__has_key=attribute))
+        .values_list("pk", flat=True)
+    )
+    if not variant_ids:
+        return 0
+    versions = dict(
+        Change.objects.filter(variant_id__in=variant_ids, aspect="content")
+        .values("variant_id").annotate(version=Max("pk")).values_list("variant_id", "version")
+    )
+    now = timezone.now()
+    marks_upsert(channel_ids=[channel.pk], aspect="content", changes=[(pk, versions.get(pk, 0), now) for pk in variant_ids])
+    if channel.enabled:
+        transaction.on_commit(lambda: wake_channel(channel.pk))
+    return len(variant_ids)
 
 
 def mapping_delete(*, mapping: AttributeMapping) -> None:

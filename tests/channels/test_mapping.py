@@ -1,0 +1,184 @@
+"""Attribute mappings and schema drift: a PIM attribute no mapping covers is flagged (an
+alert, a list in the API and admin), not silently dropped; a mapping sends it in the channel's
+field; an invalid mapping is refused naming the field."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from channels.models import Alert, AttributeMapping, SyncAttempt, UnmappedAttribute
+from channels.services.mapping import mapping_validate
+from inventory import services
+from inventory.models import Change, Product
+from tests.factories import ChannelFactory, product_with_variants, sandbox_channel
+from tests.support.sandbox import wait_until
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "extra", "field"),
+    [
+        ("shopify", "material", {"target_type": "single_line_text_field"}, "target"),  # no namespace
+        ("shopify", "ab.material", {"target_type": "single_line_text_field"}, "target"),  # namespace too short
+        ("shopify", "custom.m", {"target_type": "single_line_text_field"}, "target"),  # key too short
+        ("shopify", "custom.material", {}, "target_type"),
+        ("shopify", "custom.material", {"target_type": "text"}, "target_type"),
+        ("woocommerce", "pa_Colour!", {}, "target"),
+        ("woocommerce", "Size|Fit", {}, "target"),
+        ("woocommerce", "Colour", {"target_type": "single_line_text_field"}, "target_type"),
+        ("amazon", "Color", {}, "target"),
+        ("amazon", "purchasable_offer", {}, "target"),
+        ("amazon", "color", {"product_type": "luggage"}, "product_type"),
+        ("magento", "1color", {}, "target"),
+        ("magento", "price", {}, "target"),
+        ("webhook", "anything", {}, "target"),
+    ],
+)
+def test_an_invalid_mapping_is_refused_naming_its_field(kind, target, extra, field):
+    errors = mapping_validate(kind, target, **extra)
+
+    assert field in errors, errors
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "extra"),
+    [
+        ("shopify", "custom.material", {"target_type": "single_line_text_field"}),
+        ("shopify", "specs.care-notes", {"target_type": "list.single_line_text_field"}),
+        ("woocommerce", "pa_color", {}),
+        ("woocommerce", "Material", {}),
+        ("amazon", "material", {"product_type": "SHIRT"}),
+        ("magento", "material_code", {}),
+    ],
+)
+def test_a_valid_mapping_is_accepted(kind, target, extra):
+    assert mapping_validate(kind, target, **extra) == {}
+
+
+@pytest.mark.django_db
+def test_the_api_refuses_an_invalid_mapping_with_a_400_naming_the_field_and_writes_nothing(ops):
+    # given
+    channel = ChannelFactory(kind="shopify", credentials={"access_token": "x"})
+
+    # when
+    response = ops.post(f"/api/v1/channels/{channel.pk}/attribute-mappings/",
+                        {"pim_attribute": "material", "target": "x.material"}, format="json")
+
+    # then
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert set(body["errors"]) == {"target", "target_type"} and body["detail"]
+    assert not AttributeMapping.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_api_creates_lists_patches_and_deletes_a_mapping(ops):
+    # given
+    channel = ChannelFactory(kind="woocommerce", credentials={"consumer_key": "k", "consumer_secret": "s"})
+    url = f"/api/v1/channels/{channel.pk}/attribute-mappings/"
+
+    # when
+    created = ops.post(url, {"pim_attribute": "material", "target": "Material"}, format="json")
+    again = ops.post(url, {"pim_attribute": "material", "target": "Fabric"}, format="json")
+    patched = ops.patch(f"{url}{created.json()['id']}/", {"target": "pa_bad name"}, format="json")
+    listed = ops.get(url)
+    deleted = ops.delete(f"{url}{created.json()['id']}/")
+
+    # then
+    assert created.status_code == 201, created.content
+    assert again.status_code == 400 and "pim_attribute" in again.json()["errors"]
+    assert patched.status_code == 400 and "target" in patched.json()["errors"]
+    assert [row["target"] for row in listed.json()["results"]] == ["Material"]
+    assert deleted.status_code == 204 and not AttributeMapping.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_form_refuses_an_invalid_mapping_naming_the_field(admin_client):
+    # given
+    channel = ChannelFactory(kind="shopify", credentials={"access_token": "x"})
+
+    # when
+    response = admin_client.post(reverse("admin:channels_attributemapping_add"), {
+        "channel": channel.pk, "pim_attribute": "material", "target": "custom.material", "target_type": "text",
+        "product_type": "", "enabled": "on",
+    })
+
+    # then
+    assert response.status_code == 200
+    assert "target_type" in response.context["adminform"].form.errors
+    assert "is not a Shopify metafield type" in response.content.decode()
+    assert not AttributeMapping.objects.exists()
+
+
+def _woo_attributes(live, store, sku) -> dict:
+    item = live.sandbox.item("woocommerce", store, sku)
+    return (item or {}).get("attributes") or {}
+
+
+@pytest.mark.stack
+def test_a_new_unmapped_attribute_is_flagged_and_a_mapping_sends_it_in_the_mapped_field(live, store_name, ops,
+                                                                                        admin_client):
+    # given: a WooCommerce store holding the SKUs, the channel mapping `material`
+    channel = sandbox_channel(live, "woocommerce", store_name)
+    for sku in ("MAP-1", "MAP-2"):
+        live.sandbox.put_item("woocommerce", store_name, sku, price="1.00", available=0, title=sku)
+    assert ops.post(f"/api/v1/channels/{channel.pk}/attribute-mappings/",
+                    {"pim_attribute": "material", "target": "Material"}, format="json").status_code == 201
+    product = services.product_create(
+        handle="map-tee", title="Map tee", attributes={"material": "cotton"},
+        variants=[{"sku": "MAP-1", "price": "10.00"}, {"sku": "MAP-2", "price": "10.00"}],
+    )
+    wait_until(lambda: _woo_attributes(live, store_name, "MAP-1") == {"Material": ["cotton"]}, timeout=30,
+               message="the mapped attribute never reached the store")
+    assert not Alert.objects.filter(channel=channel, kind=Alert.Kind.SCHEMA_DRIFT).exists()
+
+    # when: the PIM adds an attribute no mapping covers
+    services.product_update(product=Product.objects.get(pk=product.pk),
+                            fields={"attributes": {"material": "cotton", "fit_type": "slim"}})
+
+    # then: flagged, not silently dropped: an unmapped attribute, the alert naming it
+    alert = wait_until(
+        lambda: Alert.objects.filter(channel=channel, kind=Alert.Kind.SCHEMA_DRIFT, cleared_at__isnull=True).first(),
+        timeout=30, message="no schema_drift alert",
+    )
+    assert "fit_type" in alert.detail and alert.data["attributes"] == ["fit_type"]
+    row = UnmappedAttribute.objects.get(channel=channel, attribute="fit_type")
+    assert row.example_sku in ("MAP-1", "MAP-2") and row.count >= 1 and row.resolved_at is None
+    listed = ops.get(f"/api/v1/channels/{channel.pk}/unmapped-attributes/").json()["results"]
+    assert [r["attribute"] for r in listed] == ["fit_type"]
+    page = admin_client.get(reverse("admin:channels_unmappedattribute_changelist") + "?resolved_at__isempty=1")
+    assert "fit_type" in page.content.decode() and "map…" in page.content.decode()
+    # the mapped one still went out, the unmapped one did not
+    assert _woo_attributes(live, store_name, "MAP-1") == {"Material": ["cotton"]}
+
+    # when: an operator maps it
+    response = ops.post(f"/api/v1/channels/{channel.pk}/attribute-mappings/",
+                        {"pim_attribute": "fit_type", "target": "Fit"}, format="json")
+
+    # then: the flag clears, and the attribute reaches the store in the mapped field
+    assert response.status_code == 201, response.content
+    alert.refresh_from_db()
+    assert alert.cleared_at is not None
+    assert UnmappedAttribute.objects.get(channel=channel, attribute="fit_type").resolution == "mapped"
+    for sku in ("MAP-1", "MAP-2"):
+        wait_until(lambda sku=sku: _woo_attributes(live, store_name, sku) == {"Material": ["cotton"], "Fit": ["slim"]},
+                   timeout=30, message=f"{sku} never got the Fit attribute")
+
+
+@pytest.mark.stack
+def test_a_webhook_channel_passes_attributes_through_and_never_flags(live, store_name):
+    # given
+    from tests.factories import webhook_channel
+
+    channel = webhook_channel(live, store_name)
+
+    # when
+    product_with_variants(handle="pass", skus=["PASS-1"])
+    services.product_update(product=Product.objects.get(handle="pass"), fields={"attributes": {"brand_new": "x"}})
+
+    # then: the updated content is delivered, and nothing is flagged
+    latest = Change.objects.filter(aspect="content", variant__sku="PASS-1").latest("pk").pk
+    wait_until(lambda: SyncAttempt.objects.filter(channel=channel, sku="PASS-1", event_type="content",
+                                                  status="success", version__gte=latest).exists(),
+               timeout=30, message="the content was never delivered")
+    assert not UnmappedAttribute.objects.filter(channel=channel).exists()
+    assert not Alert.objects.filter(channel=channel, kind=Alert.Kind.SCHEMA_DRIFT).exists()
