@@ -10,7 +10,8 @@ Rules (the README's "Event contracts"):
   type added after the channel was made) is built at the type's first version.
 - Pins survive a settings PATCH that does not mention them; to move, set the new version.
 - A pin names a published type and version; anything else is refused (400 naming
-  `settings.schema_versions.<type>`).
+  `settings.schema_versions.<type>`), and so is a single `settings.schema_version`.
+- A pin on a version removed after its deprecation window is served the next published one.
 """
 from __future__ import annotations
 
@@ -45,6 +46,10 @@ def channel_currency(settings: Mapping) -> str:
 def pins_errors(settings: Mapping) -> dict[str, str]:
     """What is wrong with a channel's pins (and the currency v2 money carries), by field path."""
     errors: dict[str, str] = {}
+    if "schema_version" in settings:
+        # Versions move per type (price.updated v2 says nothing about inventory.updated): a
+        # single number would be silently meaningless, so it is refused.
+        errors["settings.schema_version"] = 'pins are per event type: use settings.schema_versions, e.g. {"price.updated": 1}'
     pins = settings.get(PINS)
     if pins is not None:
         if not isinstance(pins, Mapping):

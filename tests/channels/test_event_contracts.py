@@ -160,10 +160,12 @@ def _webhook_body(name: str, base_url: str = "http://127.0.0.1:9/hook", **settin
     ({"price.updated": "1"}, "settings.schema_versions.price.updated"),
     ({"order.created": 1}, "settings.schema_versions.order.created"),
     (["price.updated"], "settings.schema_versions"),
+    (None, "settings.schema_version"),  # one number for every type: refused, pins are per type
 ])
 def test_a_bad_pin_is_refused_naming_the_field_and_nothing_is_written(ops, pins, field):
     # when
-    response = ops.post("/api/v1/channels/", _webhook_body("search", schema_versions=pins), format="json")
+    settings = {"schema_versions": pins} if pins is not None else {"schema_version": 2}
+    response = ops.post("/api/v1/channels/", _webhook_body("search", **settings), format="json")
 
     # then
     assert response.status_code == 400, response.content
