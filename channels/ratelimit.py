@@ -119,3 +119,20 @@ def bucket_observe(
 
 def bucket_pause(key: str, *, rate_per_s: float, burst: float, seconds: float) -> None:
     _run("pause", _PAUSE, key, [rate_per_s, burst, seconds])
+
+
+# ARGV: default rate, default capacity. Reads without taking: returns tokens, capacity, rate.
+_LEVEL = _REFILL + """
+if paused_until > now then tokens = 0 end
+return {tostring(tokens), tostring(capacity), tostring(rate)}
+"""
+
+
+def bucket_level(key: str, *, rate_per_s: float, burst: float) -> tuple[float, float, float] | None:
+    """(tokens now, capacity, restore rate) of a bucket, without taking any; None when Redis
+    is unreachable. Lets low-priority work (a catalog refresh) leave the bucket to urgent work."""
+    answer = _run("level", _LEVEL, key, [rate_per_s, burst])
+    if answer is None:
+        return None
+    tokens, capacity, rate = (float(value) for value in answer)
+    return tokens, capacity, rate

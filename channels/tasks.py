@@ -155,3 +155,33 @@ def reconcile() -> int:
 @shared_task(name="channels.reconcile_channel", ignore_result=True, expires=300)
 def reconcile_channel_task(channel_id: int, force: bool = False) -> int:
     return reconcile_channel(channel_id=channel_id, force=force).checked
+
+
+# --- nightly catalog refresh (queue `bulk`) -----------------------------------------------------
+
+
+@shared_task(name="channels.catalog_refresh_step", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def catalog_refresh_step_task(refresh_id: int) -> None:
+    """One bounded step of a catalog refresh; re-queued while it is active."""
+    from .services.catalog_refresh import catalog_refresh_kick, catalog_refresh_step
+
+    outcome = catalog_refresh_step(refresh_id=refresh_id)
+    if outcome.requeue_in is not None:
+        catalog_refresh_kick(refresh_id, countdown=outcome.requeue_in)
+
+
+@shared_task(name="channels.catalog_refresh_scheduled", ignore_result=True, expires=3600)
+def catalog_refresh_scheduled(channel_id: int) -> int | None:
+    """django-celery-beat's per-channel schedule (`catalog-refresh:<channel id>`): start the
+    channel's nightly refresh; skipped while one is active or the channel is disabled."""
+    from .services.refresh_schedule import catalog_refresh_from_schedule
+
+    return catalog_refresh_from_schedule(channel_id=channel_id)
+
+
+@shared_task(name="channels.catalog_refresh_advance", ignore_result=True)
+def catalog_refresh_advance() -> int:
+    """Beat safety net: a step of every active refresh nobody holds (lost steps, killed workers)."""
+    from .services.catalog_refresh import catalog_refresh_kick_active
+
+    return catalog_refresh_kick_active()

@@ -147,6 +147,9 @@ CELERY_TASK_ROUTES = {
     "syncsvc.heartbeat": {"queue": "maintenance"},
     "channels.alerts_evaluate": {"queue": "maintenance"},
     "channels.alert_notify": {"queue": "maintenance"},
+    "channels.catalog_refresh_step": {"queue": "bulk"},
+    "channels.catalog_refresh_scheduled": {"queue": "bulk"},
+    "channels.catalog_refresh_advance": {"queue": "maintenance"},
 }
 # Longer than any countdown we use, so a delayed wake-up is never redelivered early.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
@@ -235,6 +238,20 @@ SYNCSVC = {
     "CIRCUIT_PROBE_S": env.float("SYNCSVC_CIRCUIT_PROBE_S", default=30.0),
     "CIRCUIT_PROBE_CAP_S": env.float("SYNCSVC_CIRCUIT_PROBE_CAP_S", default=300.0),
     "CIRCUIT_PROBE_ITEMS": env.int("SYNCSVC_CIRCUIT_PROBE_ITEMS", default=3),
+    # Nightly catalog refresh (queue `bulk`): a step works at most STEP_BUDGET_S under a lease of
+    # LEASE_S (a killed worker's refresh resumes when it ends), with at most PARALLEL remote jobs
+    # in flight, starting one only while the channel's bucket holds BUCKET_FLOOR of its capacity;
+    # remote jobs are polled every POLL_S unless the channel says when; a chunk fails after
+    # MAX_ATTEMPTS starts; beat re-kicks active refreshes every ADVANCE_INTERVAL_S. New channels
+    # get the schedule DEFAULT_CRONTAB (in TIME_ZONE), editable in the admin's Periodic tasks.
+    "CATALOG_REFRESH_STEP_BUDGET_S": env.float("SYNCSVC_CATALOG_REFRESH_STEP_BUDGET_S", default=5.0),
+    "CATALOG_REFRESH_LEASE_S": env.float("SYNCSVC_CATALOG_REFRESH_LEASE_S", default=60.0),
+    "CATALOG_REFRESH_PARALLEL": env.int("SYNCSVC_CATALOG_REFRESH_PARALLEL", default=2),
+    "CATALOG_REFRESH_BUCKET_FLOOR": env.float("SYNCSVC_CATALOG_REFRESH_BUCKET_FLOOR", default=0.5),
+    "CATALOG_REFRESH_POLL_S": env.float("SYNCSVC_CATALOG_REFRESH_POLL_S", default=5.0),
+    "CATALOG_REFRESH_MAX_ATTEMPTS": env.int("SYNCSVC_CATALOG_REFRESH_MAX_ATTEMPTS", default=3),
+    "CATALOG_REFRESH_ADVANCE_INTERVAL_S": env.float("SYNCSVC_CATALOG_REFRESH_ADVANCE_INTERVAL_S", default=10.0),
+    "CATALOG_REFRESH_DEFAULT_CRONTAB": env("SYNCSVC_CATALOG_REFRESH_DEFAULT_CRONTAB", default="0 3 * * *"),
 }
 
 # E-mail (alert notifications): EMAIL_URL (e.g. smtp+tls://user:password@host:587), or
@@ -285,6 +302,11 @@ LOGGING = {
 }
 
 CELERY_BEAT_SCHEDULE = {
+    "channels-catalog-refresh-advance": {
+        "task": "channels.catalog_refresh_advance",
+        "schedule": SYNCSVC["CATALOG_REFRESH_ADVANCE_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["CATALOG_REFRESH_ADVANCE_INTERVAL_S"] * 2},
+    },
     "channels-resync-advance": {
         "task": "channels.resync_advance",
         "schedule": SYNCSVC["RESYNC_ADVANCE_INTERVAL_S"],

@@ -6,6 +6,7 @@ from ..adapters.registry import ADAPTERS, UnknownChannelKind, adapter_class
 from ..contracts.pins import pins_errors, pins_recorded
 from ..models import Channel, Listing, SyncAttempt
 from ..safety import settings_errors
+from ..services.refresh_schedule import refresh_schedule_sync, refresh_settings_errors
 
 
 class ChannelSerializer(serializers.ModelSerializer):
@@ -38,7 +39,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         for name in ("rate_per_s", "burst", "batch_size"):
             if name in value and not (isinstance(value[name], (int, float)) and value[name] > 0):
                 raise serializers.ValidationError(f"{name} must be a positive number")
-        errors = settings_errors(value)
+        errors = {**settings_errors(value), **refresh_settings_errors(value)}
         if errors:
             raise serializers.ValidationError({name: [message] for name, message in errors.items()})
         return value
@@ -67,6 +68,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         channel = Channel(**validated_data)
         channel.credentials = credentials
         channel.save()
+        refresh_schedule_sync(channel=channel)
         return channel
 
     def update(self, channel, validated_data):
@@ -76,6 +78,8 @@ class ChannelSerializer(serializers.ModelSerializer):
         if credentials is not None:
             channel.credentials = credentials
         channel.save()
+        if "settings" in validated_data:
+            refresh_schedule_sync(channel=channel)
         return channel
 
 

@@ -21,6 +21,8 @@ Settings (all optional; plan and region numbers belong here, never in code):
 - `feed_threshold` (1000): pushes with more items go as a feed (bulk jobs only: a flush batch
   is `batch_size` items); `feed_mapping_ttl_s` (604800): how long a feed's messages are kept
   to read its report.
+- Catalog refresh (`refresh_start` / `refresh_poll`, see `refresh`): `language_tag` ("en_US")
+  of the titles and descriptions, `feed_poll_s` (2): how soon to ask getFeed again.
 """
 from __future__ import annotations
 
@@ -30,13 +32,14 @@ from urllib.parse import quote
 
 import requests
 
-from ..base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult
+from ..base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult, RefreshPoll
 from ..http import session_for
 from ..rest import CallBudget, CallError, PushResults, chunks, json_body, network_error, timeout_s, unsupported
 from .auth import AccessTokens
 from .documents import Offer, first_error, live_price, live_quantity, patch_request
 from .errors import sp_api_error
 from .feeds import Feeds
+from .refresh import FeedRefresh
 
 LISTINGS = "/listings/2021-08-01/items"
 BUCKET_DEFAULTS = {  # bucket -> (rate per second, burst): SP-API's published defaults
@@ -59,6 +62,10 @@ class AmazonAdapter(ChannelAdapter):
     credential_fields = ("client_id", "client_secret", "refresh_token", "seller_id")
     default_rate_per_s = 5.0
     default_burst = 5
+    # Catalog refresh: one JSON_LISTINGS_FEED per chunk (see `refresh`); createFeed allows a
+    # burst of 15 then one per two minutes, so chunks are large.
+    supports_bulk_refresh = True
+    refresh_chunk_size = 2000
 
     _refreshed = False
 
@@ -195,6 +202,18 @@ class AmazonAdapter(ChannelAdapter):
         feed's messages are no longer known."""
         self._begin()
         return self.feeds.results(feed_id)
+
+    # -- catalog refresh --------------------------------------------------------------------
+
+    def refresh_start(self, items: Sequence[PushItem]) -> dict:
+        """One JSON_LISTINGS_FEED patching these SKUs' titles and descriptions; its feed id."""
+        self._begin()
+        return FeedRefresh(self).start(items)
+
+    def refresh_poll(self, state: dict) -> RefreshPoll:
+        """getFeed once; when done, the processing report's outcome per SKU."""
+        self._begin()
+        return FeedRefresh(self).poll(state)
 
     # -- fetch ------------------------------------------------------------------------------
 
