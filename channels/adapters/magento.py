@@ -128,9 +128,35 @@ class MagentoAdapter(ChannelAdapter):
             return results.finish(error)
         return results.finish()
 
-    def _push_prices(self, items: list[PushItem], results: PushResults) -> None:
+    def preview(self, items: Sequence[PushItem]) -> dict[str, dict]:
+        """Per SKU its entries of the base-prices and source-items calls, by the push's builders."""
+        previews: dict[str, dict] = {}
+        for item in items:
+            if item.aspect == "price":
+                body, path = self._prices_body([item]), "/products/base-prices"
+            elif item.aspect == "inventory":
+                body, path = self._quantities_body([item]), "/inventory/source-items"
+            else:
+                continue
+            previews.setdefault(item.sku, {})[f"POST {self._url(path)}"] = body
+        return previews
+
+    def _prices_body(self, items: list[PushItem]) -> dict:
         store_id = int(self.setting("store_id", 0))
-        body = {"prices": [{"sku": item.sku, "price": float_money(item.price), "store_id": store_id} for item in items]}
+        return {"prices": [{"sku": item.sku, "price": float_money(item.price), "store_id": store_id} for item in items]}
+
+    def _quantities_body(self, items: list[PushItem]) -> dict:
+        source_code = self.setting("source_code", "default")
+        return {
+            "sourceItems": [
+                {"sku": item.sku, "source_code": source_code, "quantity": int(item.available),
+                 "status": 1 if item.available > 0 else 0}
+                for item in items
+            ]
+        }
+
+    def _push_prices(self, items: list[PushItem], results: PushResults) -> None:
+        body = self._prices_body(items)
         response = self._request("POST", self._url("/products/base-prices"), json=body)
         if not 200 <= response.status_code < 300:
             error = self._error(response)
@@ -164,14 +190,7 @@ class MagentoAdapter(ChannelAdapter):
                 results.ok(item)
 
     def _push_quantities(self, items: list[PushItem], results: PushResults) -> None:
-        source_code = self.setting("source_code", "default")
-        body = {
-            "sourceItems": [
-                {"sku": item.sku, "source_code": source_code, "quantity": int(item.available),
-                 "status": 1 if item.available > 0 else 0}
-                for item in items
-            ]
-        }
+        body = self._quantities_body(items)
         response = self._request("POST", self._url("/inventory/source-items"), json=body)
         if 200 <= response.status_code < 300:
             for item in items:

@@ -121,6 +121,16 @@ class AmazonAdapter(ChannelAdapter):
             return results.finish(error)
         return results.finish()
 
+    def preview(self, items: Sequence[PushItem]) -> dict[str, dict]:
+        """Per SKU the `patchListingsItem` request the push would send (its own builder); no
+        token is fetched and no listing resolved."""
+        sendable = [item for item in items if item.aspect in self.aspects]
+        return {
+            sku: {"method": "PATCH", "url": self._item_url(sku), "params": {"marketplaceIds": self.offer.marketplace_id},
+                  "body": patch_request(group, self.offer)}
+            for sku, group in _by_sku(sendable).items()
+        }
+
     def _patch(self, sku: str, items: list[PushItem], results: PushResults) -> None:
         if items[0].external_ids.get("marketplace_id") != self.offer.marketplace_id:
             # Never PATCH a SKU not seen listed: Amazon accepts a patch of an unknown SKU and

@@ -35,9 +35,9 @@ from ..base import ChannelAdapter, ChannelConfig, ChannelContext, LiveValue, Out
 from .client import ShopifyClient
 from .documents import FIRST_LOCATION
 from .errors import LineOutcome, ShopifyCallError
-from .inventory import CompareAndSet, StockLine
+from .inventory import CompareAndSet, StockLine, quantity_entry
 from .lookup import Level, Lookup, Variant, levels_by_item, variants_by_sku
-from .prices import DEFAULT_MUTATIONS_PER_REQUEST, PriceLine, prices_set
+from .prices import DEFAULT_MUTATIONS_PER_REQUEST, PriceLine, price_variables, prices_set
 
 # Restore rates by plan (shopify.dev, "GraphQL Admin API rate limits"); a setting overrides.
 PLAN_RESTORE_RATES = {"standard": 100.0, "advanced": 200.0, "plus": 1000.0, "commerce_components": 2000.0}
@@ -238,6 +238,30 @@ class ShopifyAdapter(ChannelAdapter):
         location_id = nodes[0]["id"]
         self.context.cache_set(LOCATION_CACHE, location_id, LOCATION_CACHE_TTL_S)
         return location_id
+
+    # -- preview (shadow channels) ------------------------------------------------------
+
+    def preview(self, items: Sequence[PushItem]) -> dict[str, dict]:
+        """Per SKU the mutation variables the push would send, by its own builders, with no
+        call to the shop: ids come from the listing (unresolved SKUs would be looked up by
+        SKU first), the location from the settings or the shared cache, and the stock's
+        `changeFromQuantity` is what the push reads just before writing (null here)."""
+        location_id = location_gid(self.setting("location_id", "")) if self.setting("location_id", "") else (
+            self.context.cache_get(LOCATION_CACHE))
+        previews: dict[str, dict] = {}
+        for index, item in enumerate(items):
+            ids = item.external_ids
+            entry = previews.setdefault(item.sku, {})
+            if item.aspect == "price" and item.price is not None:
+                line = PriceLine(index, item.sku, ids.get("variant_id"), ids.get("product_id"), item.price,
+                                 item.compare_at_price)
+                entry["productVariantsBulkUpdate"] = price_variables([[line]])
+            elif item.aspect == "inventory" and item.available is not None:
+                line = StockLine(index, item.sku, item.version, ids.get("inventory_item_id"), int(item.available))
+                entry["inventorySetQuantities"] = quantity_entry(line, ids.get("location_id") or location_id, None)
+            if not ids.get("variant_id"):
+                entry["lookup"] = f"productVariants(query: sku:{item.sku})"
+        return previews
 
     # -- fetch ----------------------------------------------------------------------------
 

@@ -54,6 +54,16 @@ class StockLine:
     quantity: int
 
 
+def quantity_entry(line: StockLine, location_id: str | None, change_from: int | None) -> dict:
+    """One `InventoryQuantityInput`: the absolute quantity, compared with what was read."""
+    return {
+        "inventoryItemId": line.inventory_item_id,
+        "locationId": location_id,
+        "quantity": line.quantity,
+        "changeFromQuantity": change_from,
+    }
+
+
 def idempotency_key(
     *, channel_id: int, location_id: str, entries: Sequence[tuple[str, int, int, int]], generation: int = 0
 ) -> str:
@@ -116,15 +126,7 @@ class CompareAndSet:
                 "name": QUANTITY_NAME,
                 "reason": REASON,
                 "referenceDocumentUri": reference_uri(self.channel_id, key),
-                "quantities": [
-                    {
-                        "inventoryItemId": line.inventory_item_id,
-                        "locationId": self.location_id,
-                        "quantity": line.quantity,
-                        "changeFromQuantity": read[line.key],
-                    }
-                    for line in lines
-                ],
+                "quantities": [quantity_entry(line, self.location_id, read[line.key]) for line in lines],
             }
         }
         answer = self.client.execute(inventory_set(key), variables)

@@ -72,7 +72,8 @@ def prices_set(
         _send(client, groups[start:start + max(1, per_request)], done)
 
 
-def _send(client: ShopifyClient, groups: list[list[PriceLine]], done: dict[int, LineOutcome]) -> None:
+def price_variables(groups: list[list[PriceLine]]) -> dict:
+    """The variables of `prices_update(len(groups))`: per product its id and variants."""
     variables: dict = {}
     for n, group in enumerate(groups):
         variables[f"product{n}"] = group[0].product_id
@@ -84,6 +85,11 @@ def _send(client: ShopifyClient, groups: list[list[PriceLine]], done: dict[int, 
             }
             for line in group
         ]
+    return variables
+
+
+def _send(client: ShopifyClient, groups: list[list[PriceLine]], done: dict[int, LineOutcome]) -> None:
+    variables = price_variables(groups)
     try:
         answer = client.execute(prices_update(len(groups)), variables)
     except MaxCostExceeded:
