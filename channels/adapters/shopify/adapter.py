@@ -22,16 +22,27 @@ a SKU the shop lacks is PERMANENT `unlisted`, `listed=False`); stock is written 
 its cost from the channel's global bucket; when the bucket or the shop says wait, the push
 stops and what was not sent is THROTTLED with that wait (never a sleep).
 
-Not used: bulk operations (`bulkOperationRunMutation` over a staged upload) would write
-prices outside the cost bucket, but answer asynchronously, per file rather than per SKU
-within the push; they suit a nightly full refresh rather than the flush.
+Bulk operations (`bulkOperationRunMutation` over a staged upload) answer asynchronously, per
+file rather than per SKU within a push, so the flush does not use them; the nightly catalog
+refresh does (`refresh_start` / `refresh_poll`, see `bulk.py`): content (title, description,
+mapped attributes as metafields, media links) as one `productUpdate` per product.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from ..base import ChannelAdapter, ChannelConfig, ChannelContext, LiveValue, Outcome, PushItem, PushResult
+from ..base import (
+    ChannelAdapter,
+    ChannelConfig,
+    ChannelContext,
+    LiveValue,
+    Outcome,
+    PushItem,
+    PushResult,
+    RefreshPoll,
+)
+from .bulk import DEFAULT_CHUNK_SIZE, BulkRefresh
 from .client import ShopifyClient
 from .documents import FIRST_LOCATION
 from .errors import LineOutcome, ShopifyCallError
@@ -65,6 +76,8 @@ class ShopifyAdapter(ChannelAdapter):
     credential_fields = ("access_token",)
     default_rate_per_s = PLAN_RESTORE_RATES["standard"]
     default_burst = int(DEFAULT_BUCKET_SIZE)
+    supports_bulk_refresh = True
+    refresh_chunk_size = DEFAULT_CHUNK_SIZE  # products per bulk mutation: see bulk.py
 
     @classmethod
     def bucket_defaults(cls, settings: dict) -> dict[str, tuple[float, float]]:
@@ -238,6 +251,22 @@ class ShopifyAdapter(ChannelAdapter):
         location_id = nodes[0]["id"]
         self.context.cache_set(LOCATION_CACHE, location_id, LOCATION_CACHE_TTL_S)
         return location_id
+
+    # -- catalog refresh (bulk) -------------------------------------------------------------
+
+    def refresh_start(self, items: Sequence[PushItem]) -> dict:
+        """Start one bulk mutation for these content items (`bulk.py`); its remote state.
+        Raises ChannelThrottled while another bulk mutation runs on the shop or the cost
+        bucket says wait."""
+        return self._bulk().start(items)
+
+    def refresh_poll(self, state: dict) -> RefreshPoll:
+        """Where the bulk mutation of `state` stands; when done, per SKU ok or failed."""
+        return self._bulk().poll(state)
+
+    def _bulk(self) -> BulkRefresh:
+        return BulkRefresh(self.client, channel_id=self.config.id, max_cost=self.max_cost,
+                           channel_settings=self.config.settings)
 
     # -- preview (shadow channels) ------------------------------------------------------
 

@@ -111,3 +111,53 @@ def inventory_set(key: str) -> str:
     # Only a canonical UUID goes into the document text: nothing a caller passes can break
     # out of the string literal.
     return INVENTORY_SET.replace("<key>", str(uuid.UUID(key)))
+
+
+# --- the bulk path of the catalog refresh (`bulk.py`) ---------------------------------------
+
+# Is a bulk mutation of this app running on the shop? (one at a time per shop)
+CURRENT_BULK_MUTATION = """
+query SyncsvcCurrentBulkMutation {
+  currentBulkOperation(type: MUTATION) { id status }
+}
+"""
+
+# Where to upload the JSONL of variables: a storage URL and the form fields to post with it.
+STAGED_UPLOADS_CREATE = """
+mutation SyncsvcStageBulkVariables($input: [StagedUploadInput!]!) {
+  stagedUploadsCreate(input: $input) {
+    stagedTargets { url parameters { name value } }
+    userErrors { field message }
+  }
+}
+"""
+
+# Run `mutation` once per line of the staged file.
+BULK_RUN_MUTATION = """
+mutation SyncsvcRunBulkMutation($mutation: String!, $stagedUploadPath: String!) {
+  bulkOperationRunMutation(mutation: $mutation, stagedUploadPath: $stagedUploadPath) {
+    bulkOperation { id status }
+    userErrors { code field message }
+  }
+}
+"""
+
+# One line of a content refresh: a product's title, description, metafields (and media).
+# Its result line carries only the user errors (and the id, to check the line's product).
+BULK_CONTENT_UPDATE = """
+mutation SyncsvcContentUpdate($product: ProductUpdateInput!, $media: [CreateMediaInput!]) {
+  productUpdate(product: $product, media: $media) {
+    product { id }
+    userErrors { field message }
+  }
+}
+"""
+
+# Where a bulk operation stands.
+BULK_OPERATION = """
+query SyncsvcBulkOperation($id: ID!) {
+  node(id: $id) {
+    ... on BulkOperation { id status errorCode objectCount url partialDataUrl }
+  }
+}
+"""

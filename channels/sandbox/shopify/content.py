@@ -75,11 +75,11 @@ def product_update(shop: Shop, arguments: dict[str, Any], now: float) -> Outcome
     if problems:
         return Outcome({"product": None, "userErrors": problems}, failed=True)
     _apply(shop, product, data, now, replace_metafields=False)
+    # Shopify adds the media it is given, even a URL the product already shows.
     for entry in media:
-        if not any(image.source == entry["originalSource"] for image in product.media):
-            product.media.append(
-                MediaImage(shop.catalog.next_id("MediaImage"), entry["originalSource"], entry.get("alt") or "", now)
-            )
+        product.media.append(
+            MediaImage(shop.catalog.next_id("MediaImage"), entry["originalSource"], entry.get("alt") or "", now)
+        )
     return Outcome({"product": ProductView(shop, product), "userErrors": []})
 
 
