@@ -41,6 +41,11 @@ ADMIN_GRANTS = {
         "channels.add_channel", "channels.change_channel", "channels.change_channelhealth",
         "channels.change_channelcircuit", "channels.add_resyncjob", "channels.change_resyncjob",
         "channels.change_inboundevent",
+        # Catalog refreshes and their schedules (django-celery-beat's periodic tasks, crontabs).
+        "channels.add_catalogrefresh", "channels.change_catalogrefresh",
+        "django_celery_beat.view_periodictask", "django_celery_beat.change_periodictask",
+        "django_celery_beat.view_crontabschedule", "django_celery_beat.add_crontabschedule",
+        "django_celery_beat.change_crontabschedule",
     ),
 }
 VIEWABLE_APPS = ("inventory", "channels")

@@ -28,8 +28,9 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 
-from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult
+from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult, RefreshPoll
 from .http import session_for
+from .magento_refresh import bulk_poll, bulk_start
 from .rest import (
     CallBudget, CallError, PushResults, float_money, json_body, network_error, status_error, timeout_s, unsupported,
 )
@@ -85,6 +86,9 @@ class MagentoAdapter(ChannelAdapter):
     credential_fields = ("token", "username", "password")
     default_rate_per_s = 10.0
     default_burst = 20
+    # Catalog refresh through the async bulk API (see magento_refresh.py): one bulk per chunk.
+    supports_bulk_refresh = True
+    refresh_chunk_size = 500
 
     _refreshed = False
 
@@ -217,6 +221,19 @@ class MagentoAdapter(ChannelAdapter):
         middle = len(rest) // 2
         self._push_quantities(rest[:middle], results)
         self._push_quantities(rest[middle:], results)
+
+    # -- catalog refresh --------------------------------------------------------------------
+
+    def refresh_start(self, items: Sequence[PushItem]) -> dict:
+        """One async bulk `PUT /async/bulk/V1/products/bySku` of the chunk's names and
+        descriptions; the state is its bulk uuid and SKUs."""
+        self._begin()
+        return bulk_start(self, items)
+
+    def refresh_poll(self, state: dict) -> RefreshPoll:
+        """`GET /V1/bulk/{uuid}/status` once: done when no operation is open."""
+        self._begin()
+        return bulk_poll(self, state)
 
     # -- fetch ------------------------------------------------------------------------------
 

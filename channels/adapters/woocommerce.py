@@ -25,8 +25,9 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from . import oauth1
-from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult
+from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult, RefreshPoll
 from .http import session_for
+from .push_refresh import poll_pushed, refresh_by_push
 from .rest import (
     CallBudget, CallError, PushResults, chunks, json_body, money, network_error, status_error, timeout_s, unsupported,
 )
@@ -107,6 +108,10 @@ class WooCommerceAdapter(ChannelAdapter):
     credential_fields = ("consumer_key", "consumer_secret")
     default_rate_per_s = 5.0
     default_burst = 10
+    # Catalog refresh: a chunk is one `POST /products/batch` of content updates, sent by
+    # `refresh_start` itself (see push_refresh.py).
+    supports_bulk_refresh = True
+    refresh_chunk_size = 100
 
     _reauthenticated = False
 
@@ -215,6 +220,15 @@ class WooCommerceAdapter(ChannelAdapter):
                 results.ok(item)
             else:
                 results.set(item, outcome, code, message)
+
+    # -- catalog refresh --------------------------------------------------------------------
+
+    def refresh_start(self, items: Sequence[PushItem]) -> dict:
+        """Send the chunk's content in batch calls now; the state holds the per-SKU outcome."""
+        return refresh_by_push(self, items)
+
+    def refresh_poll(self, state: dict) -> RefreshPoll:
+        return poll_pushed(state)
 
     # -- fetch ------------------------------------------------------------------------------
 

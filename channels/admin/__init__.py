@@ -10,6 +10,7 @@ from ..models import Channel, InboundEvent, OrderLine, SyncAttempt, SyncMark
 from . import dashboard  # noqa: F401  (the dashboard's views and the admin index's link to it)
 from . import mapping  # noqa: F401  (attribute mappings, schema drift, shadow diff)
 from .alerts import ChannelHealthInline  # also registers alerts, thresholds and circuits
+from .refresh import catalog_refresh_now, catalog_refresh_schedule  # also registers catalog refreshes
 from .resync import resync_all_skus, resync_failed_skus, resync_these_skus  # also registers resync jobs, drift, incidents
 
 
@@ -64,7 +65,7 @@ class ChannelAdmin(admin.ModelAdmin):
     list_filter = ["kind", "enabled", "mode"]
     readonly_fields = ["stored_credentials"]
     inlines = [ChannelHealthInline]
-    actions = [resync_failed_skus, resync_all_skus]
+    actions = [resync_failed_skus, resync_all_skus, catalog_refresh_now, catalog_refresh_schedule]
 
     @admin.display(description="Stored credentials")
     def stored_credentials(self, channel: Channel) -> str:

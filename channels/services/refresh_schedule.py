@@ -45,7 +45,7 @@ def _crontab_parts(text: str) -> dict[str, str] | None:
     parts = text.split()
     if len(parts) != 5:
         return None
-    return dict(zip(CRONTAB_FIELDS, parts))
+    return dict(zip(CRONTAB_FIELDS, parts, strict=True))
 
 
 def _crontab_error(text: str) -> str | None:
@@ -138,11 +138,6 @@ def refresh_schedule_sync(*, channel: Channel):
 
 def _crontab_text(crontab) -> str:
     return " ".join(str(getattr(crontab, field)) for field in CRONTAB_FIELDS)
-
-
-def refresh_schedules_ensure() -> int:
-    """Every channel's schedule made or updated (the `catalog_refresh_schedule` command)."""
-    return sum(refresh_schedule_sync(channel=channel) is not None for channel in Channel.objects.all())
 
 
 def refresh_schedule_describe(channel: Channel) -> dict | None:

@@ -190,3 +190,27 @@ def _shopify_store_holds(live, store, skus) -> None:
 
 def _progress(ops, refresh) -> dict:
     return ops.get(f"/api/v1/channels/{refresh.channel_id}/catalog-refresh/{refresh.pk}/").json()
+
+
+@pytest.mark.parametrize("kind", ["woocommerce", "magento"])
+def test_a_refresh_goes_through_woocommerce_batches_and_magento_async_bulk(live, store_name, ops, kind):
+    # given: 250 products in the PIM and in the store, under old titles
+    skus = _catalog(250)
+    channel = sandbox_channel(live, kind, store_name, settings={"catalog_refresh": {"chunk_size": 100}})
+    for sku in skus:
+        live.sandbox.put_item(kind, store_name, sku, price="10.00", available=1, title="old title")
+
+    # when
+    response = ops.post(f"/api/v1/channels/{channel.pk}/catalog-refresh/", format="json")
+    assert response.status_code == 202, response.content
+    refresh = CatalogRefresh.objects.get(pk=response.json()["refresh"])
+
+    # then: three chunks, each one remote job (Woo: a batch call; Magento: an async bulk)
+    wait_until(lambda: _finished(refresh), timeout=30, message=lambda: f"refresh never finished: {_progress(ops, refresh)}")
+    progress = _progress(ops, refresh)
+    assert progress["status"] == "done" and progress["done"] == 250 and progress["chunks"]["done"] == 3, progress
+    assert all(c.starts == 1 for c in CatalogRefreshChunk.objects.filter(refresh=refresh))
+    if kind == "magento":
+        assert all(c.remote.get("bulk_uuid") for c in CatalogRefreshChunk.objects.filter(refresh=refresh))
+    for sku in (skus[0], skus[123], skus[-1]):
+        assert live.sandbox.item(kind, store_name, sku)["title"] == f"Product {int(sku.split('-')[1])} title"
