@@ -24,8 +24,16 @@ COMPLETE, OPEN = 1, 4
 
 def product_body(item: PushItem) -> dict:
     product: dict = {"sku": item.sku, "name": item.title or item.sku}
-    if item.description:
-        product["custom_attributes"] = [{"attribute_code": "description", "value": item.description}]
+    custom = [{"attribute_code": "description", "value": item.description}] if item.description else []
+    # The channel's attribute mappings (`services/mapping.py`): only mapped attributes go out;
+    # Magento takes a multiselect's options as a comma-separated string.
+    custom += [
+        {"attribute_code": mapped.target,
+         "value": ",".join(map(str, mapped.value)) if isinstance(mapped.value, list) else mapped.value}
+        for mapped in item.mapped_attributes
+    ]
+    if custom:
+        product["custom_attributes"] = custom
     return {"product": product}
 
 

@@ -48,6 +48,7 @@ from ..models import CatalogRefresh, CatalogRefreshChunk, Channel
 from ..ratelimit import bucket_level
 from ..wakeups import flag_claim, flags_clear
 from .flush import adapter_for_channel
+from .mapping import mapping_apply
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,8 @@ def chunk_items(channel: Channel, chunk: CatalogRefreshChunk) -> list[PushItem]:
             available=channel.shown_available(snapshot.sellable), handle=snapshot.handle, title=snapshot.title,
             description=snapshot.description, attributes=snapshot.attributes,
         ))
-    return items
+    # The attributes as the channel's fields (its mappings); the unmapped ones are flagged.
+    return mapping_apply(channel=channel, items=items)
 
 
 def _start(refresh: CatalogRefresh, adapter, chunk: CatalogRefreshChunk) -> float | None:

@@ -182,3 +182,33 @@ def test_a_webhook_channel_passes_attributes_through_and_never_flags(live, store
                timeout=30, message="the content was never delivered")
     assert not UnmappedAttribute.objects.filter(channel=channel).exists()
     assert not Alert.objects.filter(channel=channel, kind=Alert.Kind.SCHEMA_DRIFT).exists()
+
+
+def _content_item(**fields):
+    from channels.adapters.base import MappedAttribute, PushItem
+
+    return PushItem(sku="C-1", aspect="content", version=1, title="Tee", description="Soft",
+                    attributes={"material": "cotton", "secret_note": "internal"},
+                    mapped_attributes=(MappedAttribute("fabric", "cotton"),), **fields)
+
+
+def test_each_store_kind_sends_only_the_mapped_attributes_in_its_content_body():
+    # given: an item carrying a mapped attribute and an unmapped one
+    from channels.adapters.amazon.refresh import content_patches
+    from channels.adapters.magento_refresh import product_body
+    from channels.adapters.woocommerce import content_fields
+
+    item = _content_item()
+
+    # when
+    amazon = content_patches(item, "ATVPDKIKX0DER", "en_US")
+    magento = product_body(item)["product"]["custom_attributes"]
+    woo = content_fields(item)["attributes"]
+
+    # then
+    assert {"op": "replace", "path": "/attributes/fabric",
+            "value": [{"value": "cotton", "marketplace_id": "ATVPDKIKX0DER"}]} in amazon
+    assert {"attribute_code": "fabric", "value": "cotton"} in magento
+    assert woo == [{"name": "fabric", "visible": True, "options": ["cotton"]}]
+    for body in (amazon, magento, woo):
+        assert "secret_note" not in str(body) and "internal" not in str(body)

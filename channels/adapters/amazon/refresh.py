@@ -31,6 +31,11 @@ def content_patches(item: PushItem, marketplace_id: str, language_tag: str) -> l
     patches = [{"op": "replace", "path": "/attributes/item_name", "value": localized(item.title or item.sku)}]
     if item.description:
         patches.append({"op": "replace", "path": "/attributes/product_description", "value": localized(item.description)})
+    # The channel's attribute mappings (`services/mapping.py`): only mapped attributes go out.
+    for mapped in item.mapped_attributes:
+        values = mapped.value if isinstance(mapped.value, list) else [mapped.value]
+        patches.append({"op": "replace", "path": f"/attributes/{mapped.target}",
+                        "value": [{"value": value, "marketplace_id": marketplace_id} for value in values]})
     return patches
 
 
