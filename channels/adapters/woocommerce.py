@@ -9,6 +9,11 @@ with their `parent_id`) and the ids are kept as the listing's external ids
 `POST /products/batch` (simple products) or `POST /products/{parent}/variations/batch`; the
 answer holds one entry per product, and an entry with an `error` fails only its SKU.
 
+Content (the `content` aspect, and the catalog refresh's batches): `name`, `description` and
+the channel's mapped attributes as the product's `attributes` (`content_fields`; an update
+replaces the whole list, and attributes without a mapping are never sent). Each goes by
+`name`: a local attribute, or a global one's `pa_` taxonomy name as it shows in the shop.
+
 Settings (all optional):
 - `rate_per_s` (5), `burst` (10): our bucket; WooCommerce documents no limit, hosts add 429s.
 - `batch_limit` (100): entries per batch call (WooCommerce's `woocommerce_rest_batch_items_limit`);
