@@ -1,11 +1,11 @@
 """Listings: what each channel knows of a SKU (its ids there, listed or not, last sync)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from django.utils import timezone
 
-from .adapters.base import PushResult
+from .adapters.base import PushItem, PushResult
 from .models import Channel, Listing
 
 
@@ -15,10 +15,18 @@ def listings_known(*, channel: Channel, variant_ids: Iterable[int]) -> dict[int,
     )
 
 
-def listings_record(*, channel: Channel, results: list[tuple[int, PushResult]]) -> None:
-    """Store ids the adapter resolved and when each SKU last synced; unlisted SKUs say so."""
+def listings_record(
+    *, channel: Channel, results: list[tuple[int, PushResult]], items: Mapping[tuple[str, str], PushItem] | None = None
+) -> None:
+    """Store ids the adapter resolved and when each SKU last synced; unlisted SKUs say so.
+    With the pushed `items` (by SKU and aspect), also what the channel was sent of price and
+    stock: the threshold rules weigh a change against it. One upsert either way, in the
+    flush's transaction: the figures cost no statement of their own (a table of their own
+    would be another write per delivery)."""
     now = timezone.now()
     rows: dict[int, Listing] = {}
+    sent_price: set[int] = set()
+    sent_stock: set[int] = set()
     for variant_id, result in results:
         if result.external_ids is None and result.listed is None and not result.ok:
             continue
@@ -30,6 +38,13 @@ def listings_record(*, channel: Channel, results: list[tuple[int, PushResult]]) 
         elif result.ok:
             row.status = Listing.Status.LISTED
             row.last_synced_at = now
+            item = items.get((result.sku, result.aspect)) if items else None
+            if item is not None and item.aspect == "price":
+                row.sent_price, row.sent_compare_at_price = item.price, item.compare_at_price
+                sent_price.add(variant_id)
+            elif item is not None and item.aspect == "inventory":
+                row.sent_available = item.available
+                sent_stock.add(variant_id)
         rows[variant_id] = row
     if not rows:
         return
@@ -42,9 +57,15 @@ def listings_record(*, channel: Channel, results: list[tuple[int, PushResult]]) 
             continue
         row.external_ids = {**held.external_ids, **row.external_ids}
         row.last_synced_at = row.last_synced_at or held.last_synced_at
+        if variant_id not in sent_price:
+            row.sent_price, row.sent_compare_at_price = held.sent_price, held.sent_compare_at_price
+        if variant_id not in sent_stock:
+            row.sent_available = held.sent_available
     Listing.objects.bulk_create(
         list(rows.values()),
         update_conflicts=True,
         unique_fields=["channel", "variant"],
-        update_fields=["status", "external_ids", "last_synced_at", "updated_at"],
+        update_fields=[
+            "status", "external_ids", "last_synced_at", "sent_price", "sent_compare_at_price", "sent_available", "updated_at",
+        ],
     )

@@ -14,7 +14,8 @@ from datetime import timezone as dt_timezone
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import F
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.services.sqlarrays import int_array, time_array
@@ -33,6 +34,11 @@ class ClaimedMark:
     first_committed_at: datetime
     attempts: int
     last_error: str = ""
+    # For the threshold rules (channels/services/thresholds.py).
+    delivered_at: datetime | None = None
+    urgent: bool = False
+    held_since: datetime | None = None
+    held_reason: str | None = None
 
 
 def _is_postgres() -> bool:
@@ -65,8 +71,11 @@ def marks_upsert(
     - a mark settled less than the hot window ago is due when the window ends (a SKU edited
       in a burst becomes a few writes);
     - otherwise it is due now.
-    `urgent` (low stock) skips the hot window, and pulls a pending mark waiting out one in to
-    now; a mark in retry backoff still keeps its time.
+    `urgent` (low stock, or the API's `urgent` flag) skips the hot window, and pulls a pending
+    mark waiting out one in to now; a mark in retry backoff still keeps its time. It is also
+    remembered on the mark (`urgent_version`): the flush lets it skip the threshold rules.
+    A mark held by a threshold (`min_units`) is due now again, so the flush weighs the new
+    figure (it keeps its batch time if it is still under the threshold).
     Latency is measured from `first_committed_at`, the oldest change not yet delivered: it
     restarts when a settled mark is owed again, or when the first change lands while the
     mark is in flight (the flush is delivering the older state).
@@ -80,7 +89,7 @@ def marks_upsert(
     greatest = "GREATEST" if _is_postgres() else "MAX"
     # Pending and waiting out a hot window (no failed attempt yet): an urgent change goes now.
     pull_in = "WHEN m.due_at IS NOT NULL AND m.attempts = 0 AND m.due_at > %s THEN %s" if urgent else ""
-    conflict_params = ([db_time(now), db_time(now)] if urgent else []) + [hot_cutoff, hot_due]
+    conflict_params = ([db_time(now), db_time(now)] if urgent else []) + [db_time(now), hot_cutoff, hot_due]
     conflict = f"""
         ON CONFLICT (channel_id, variant_id, aspect) DO UPDATE SET
             version = {greatest}(m.version, excluded.version),
@@ -92,15 +101,19 @@ def marks_upsert(
             due_at = CASE
                 WHEN m.failed_at IS NOT NULL THEN excluded.due_at
                 {pull_in}
+                WHEN m.held_reason = 'min_units' AND m.lease_until IS NULL THEN %s
                 WHEN m.due_at IS NOT NULL THEN m.due_at
                 WHEN m.delivered_at > %s THEN %s
                 ELSE excluded.due_at END,
             attempts = CASE WHEN m.failed_at IS NOT NULL THEN 0 ELSE m.attempts END,
-            failed_at = NULL
+            failed_at = NULL,
+            urgent_version = COALESCE(excluded.urgent_version, m.urgent_version)
     """
     columns = (
-        "channel_id, variant_id, aspect, version, first_committed_at, last_committed_at, due_at, attempts, last_error"
+        "channel_id, variant_id, aspect, version, first_committed_at, last_committed_at, due_at, attempts, last_error,"
+        " urgent_version"
     )
+    urgent_version = "CASE WHEN %s THEN d.version END" if _is_postgres() else "CASE WHEN %s THEN json_extract(d.value, '$[1]') END"
     with connection.cursor() as cursor:
         if _is_postgres():
             variant_ids, versions, times = zip(*changes)
@@ -108,14 +121,15 @@ def marks_upsert(
             cursor.execute(
                 f"""
                 INSERT INTO {_TABLE} AS m ({columns})
-                SELECT c.channel_id, d.variant_id, %s, d.version, d.committed_at, d.committed_at, %s, 0, ''
+                SELECT c.channel_id, d.variant_id, %s, d.version, d.committed_at, d.committed_at, %s, 0, '',
+                       {urgent_version}
                   FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) AS d(variant_id, version, committed_at)
                  CROSS JOIN unnest(%s::bigint[]) AS c(channel_id)
                  ORDER BY c.channel_id, d.variant_id
                 {conflict}
                 """,
-                [aspect, now, int_array(variant_ids), int_array(versions), time_array(times), int_array(channel_ids),
-                 *conflict_params],
+                [aspect, now, urgent, int_array(variant_ids), int_array(versions), time_array(times),
+                 int_array(channel_ids), *conflict_params],
             )
         else:
             rows = json.dumps([[v, c, db_time(t)] for v, c, t in changes])
@@ -123,13 +137,13 @@ def marks_upsert(
                 f"""
                 INSERT INTO {_TABLE} AS m ({columns})
                 SELECT c.value, json_extract(d.value, '$[0]'), %s, json_extract(d.value, '$[1]'),
-                       json_extract(d.value, '$[2]'), json_extract(d.value, '$[2]'), %s, 0, ''
+                       json_extract(d.value, '$[2]'), json_extract(d.value, '$[2]'), %s, 0, '', {urgent_version}
                   FROM json_each(%s) AS d CROSS JOIN json_each(%s) AS c
                  WHERE true
                  ORDER BY c.value, json_extract(d.value, '$[0]')
                 {conflict}
                 """,
-                [aspect, db_time(now), rows, json.dumps(list(channel_ids)), *conflict_params],
+                [aspect, db_time(now), urgent, rows, json.dumps(list(channel_ids)), *conflict_params],
             )
 
 
@@ -152,7 +166,8 @@ def marks_claim(*, channel_id: int, claimer: str, limit: int, lease_s: float) ->
                    AND (lease_until IS NULL OR lease_until < %s)
                  ORDER BY due_at, id
                  LIMIT %s {skip_locked})
-            RETURNING id, variant_id, aspect, version, first_committed_at, attempts, last_error
+            RETURNING id, variant_id, aspect, version, first_committed_at, attempts, last_error,
+                      delivered_at, urgent_version, held_since, held_reason
             """,
             [claimer, db_time(lease_until), channel_id, db_time(now), db_time(now), limit],
         )
@@ -160,7 +175,8 @@ def marks_claim(*, channel_id: int, claimer: str, limit: int, lease_s: float) ->
     return [
         ClaimedMark(
             id=r[0], variant_id=r[1], aspect=r[2], version=r[3], first_committed_at=_parse_time(r[4]),
-            attempts=r[5], last_error=r[6],
+            attempts=r[5], last_error=r[6], delivered_at=_parse_time(r[7]) if r[7] else None,
+            urgent=r[8] is not None, held_since=_parse_time(r[9]) if r[9] else None, held_reason=r[10],
         )
         for r in rows
     ]
@@ -186,13 +202,18 @@ def marks_clear(*, mark_ids: Sequence[int], claimer: str, hot_delay_s: float = 0
     if not mark_ids:
         return 0
     now = timezone.now()
-    released = dict(claimed_by=None, lease_until=None, claimed_version=None, attempts=0, last_error="")
+    released = dict(
+        claimed_by=None, lease_until=None, claimed_version=None, attempts=0, last_error="", held_since=None, held_reason=None
+    )
     settled = SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer, version=F("claimed_version")).update(
-        **released, due_at=None, delivered_at=now
+        **released, due_at=None, delivered_at=now, urgent_version=None
     )
     if settled < len(mark_ids):  # usually none is left: skip the statement
+        # Delivered too (the minimum interval counts from now); an urgent change that landed
+        # mid-flight stays urgent.
         SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).update(
-            **released, due_at=now + timedelta(seconds=hot_delay_s)
+            **released, due_at=now + timedelta(seconds=hot_delay_s), delivered_at=now,
+            urgent_version=Case(When(urgent_version__gt=F("claimed_version"), then=F("urgent_version")), default=None),
         )
     return settled
 
@@ -228,6 +249,8 @@ def marks_retry_later(*, mark_ids: Sequence[int], claimer: str, delay_s: float, 
         attempts=F("attempts") + (1 if count_attempt else 0),
         last_error=error[:255],
         due_at=timezone.now() + timedelta(seconds=delay_s),
+        held_since=None,  # sent: no longer held (a retry is not a threshold's doing)
+        held_reason=None,
     )
 
 
@@ -271,3 +294,46 @@ def next_due_in(*, channel_id: int) -> float | None:
     if due_at is None:
         return None
     return max(0.0, (due_at - now).total_seconds())
+
+
+# --- threshold rules (channels/services/thresholds.py) ---------------------------------------
+
+
+def marks_hold(
+    *, mark_ids: Sequence[int], claimer: str, reason: str, due_at: datetime | None = None,
+    after_delivery_s: float | None = None,
+) -> None:
+    """Release claimed marks unsent: a threshold rule holds them until `due_at` (or
+    `after_delivery_s` after their last delivery), with its reason; `held_since` keeps the
+    first hold. A mark a newer change reached meanwhile is due now: the flush weighs it again."""
+    if not mark_ids:
+        return
+    now = timezone.now()
+    if after_delivery_s is not None:
+        until = ExpressionWrapper(F("delivered_at") + timedelta(seconds=after_delivery_s), output_field=DateTimeField())
+    else:
+        until = Value(due_at, output_field=DateTimeField())
+    SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).update(
+        claimed_by=None,
+        lease_until=None,
+        claimed_version=None,
+        due_at=Case(When(version=F("claimed_version"), then=until), default=Value(now, output_field=DateTimeField())),
+        held_reason=reason,
+        held_since=Coalesce(F("held_since"), Value(now, output_field=DateTimeField())),
+    )
+
+
+def marks_ignore(*, mark_ids: Sequence[int], claimer: str) -> None:
+    """Settle claimed marks a rule says are not worth sending (a price moved by less than the
+    epsilon): nothing was delivered, so the last delivery time stays. A mark a newer change
+    reached meanwhile is due now instead."""
+    if not mark_ids:
+        return
+    now = timezone.now()
+    released = dict(claimed_by=None, lease_until=None, claimed_version=None, held_since=None, held_reason=None)
+    SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer, version=F("claimed_version")).update(
+        **released, due_at=None, urgent_version=None,
+        # Settled marks are pruned by delivery time: one never delivered gets one.
+        delivered_at=Coalesce(F("delivered_at"), Value(now, output_field=DateTimeField())),
+    )
+    SyncMark.objects.filter(pk__in=mark_ids, claimed_by=claimer).update(**released, due_at=now)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from .crypto import fernet
@@ -90,6 +92,12 @@ class SyncMark(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=255, blank=True, default="")
     failed_at = models.DateTimeField(null=True, blank=True, help_text="Gave up: waits for a resync or a new change.")
+    # Threshold rules (channels/services/thresholds.py); nullable, so adding them rewrote nothing.
+    # The newest urgent change: it bypasses the channel's minimum interval and thresholds.
+    urgent_version = models.BigIntegerField(null=True, blank=True)
+    # Held back by a rule since then, and why (`min_interval`, `min_units`); cleared on delivery.
+    held_since = models.DateTimeField(null=True, blank=True)
+    held_reason = models.CharField(max_length=16, null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -106,6 +114,55 @@ class SyncMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}/{self.variant_id}/{self.aspect}@{self.version}"
+
+
+class ThresholdRule(models.Model):
+    """When a channel is sent a change of one aspect: small changes held or ignored, and at
+    most one delivery per SKU per interval. An urgent change (the API's `urgent`, low stock)
+    skips the rule; held changes go out in the next threshold batch whatever their size."""
+
+    class Aspect(models.TextChoices):
+        PRICE = "price"
+        INVENTORY = "inventory"
+        CONTENT = "content"
+
+    channel = models.ForeignKey(Channel, related_name="threshold_rules", on_delete=models.CASCADE)
+    aspect = models.CharField(max_length=16, choices=Aspect.choices)
+    min_units = models.PositiveIntegerField(
+        default=0,
+        help_text="Inventory: hold a change of fewer units than this from what the channel was last sent, "
+        "unless the new figure is at or under the low-stock level. 0: no hold.",
+    )
+    price_epsilon = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0, validators=[MinValueValidator(0)],
+        help_text="Price: ignore a change smaller than this from the last price sent. 0: none ignored.",
+    )
+    min_interval_s = models.PositiveIntegerField(
+        default=0, help_text="At most one delivery per SKU per this many seconds (at most 3600). 0: no limit."
+    )
+    batch_every_s = models.PositiveIntegerField(
+        default=300, validators=[MinValueValidator(1)], help_text="Held changes go out at least this often."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["channel", "aspect"]
+        constraints = [models.UniqueConstraint(fields=["channel", "aspect"], name="threshold_channel_aspect_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} {self.aspect}"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.min_units and self.aspect != self.Aspect.INVENTORY:
+            errors["min_units"] = "applies to inventory only"
+        if self.price_epsilon and self.aspect != self.Aspect.PRICE:
+            errors["price_epsilon"] = "applies to price only"
+        # Settled marks (which carry the last delivery time) are kept an hour.
+        if self.min_interval_s > 3600:
+            errors["min_interval_s"] = "at most 3600 seconds"
+        if errors:
+            raise ValidationError(errors)
 
 
 # Attempts that are not a success, and failed attempts no later success resolved yet.
@@ -180,6 +237,10 @@ class Listing(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.LISTED)
     external_ids = models.JSONField(default=dict, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # What the channel was last sent (threshold rules compare a change against it).
+    sent_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    sent_compare_at_price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    sent_available = models.IntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

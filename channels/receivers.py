@@ -31,10 +31,11 @@ def _split_low_stock(rows: list) -> tuple[list, list]:
     return [row for row in rows if row[0] in low], [row for row in rows if row[0] not in low]
 
 
-def on_changes_recorded(sender, changes, **kwargs) -> None:
+def on_changes_recorded(sender, changes, urgent: bool = False, **kwargs) -> None:
     """Upsert marks in the writing transaction (so they commit or roll back with the data);
     wake the channels only once it has committed. Disabled channels get marks too, so
-    nothing is lost while they are paused; they are just not woken."""
+    nothing is lost while they are paused; they are just not woken. `urgent` changes (the
+    API's flag) skip the coalescing window and the channels' threshold rules, like low stock."""
     by_aspect: dict[str, list] = defaultdict(list)
     for change in changes:
         by_aspect[change.aspect].append((change.variant_id, change.pk, change.created_at))
@@ -42,7 +43,10 @@ def on_changes_recorded(sender, changes, **kwargs) -> None:
     to_wake: set[int] = set()
     for aspect, rows in by_aspect.items():
         channel_ids = [pk for pk, kind, _ in channels if aspect in _aspects_of(kind)]
-        low, normal = _split_low_stock(rows) if aspect == "inventory" else ([], rows)
+        if urgent:
+            low, normal = rows, []
+        else:
+            low, normal = _split_low_stock(rows) if aspect == "inventory" else ([], rows)
         marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=normal)
         marks_upsert(channel_ids=channel_ids, aspect=aspect, changes=low, urgent=True)
         to_wake.update(pk for pk, kind, enabled in channels if enabled and pk in channel_ids)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from .hops import hop_percentiles
 from .models import Alert, Channel, ChannelCircuit, SyncAttempt, SyncMark
+from .services.thresholds import held_summary
 
 STATUS_WINDOW = timedelta(minutes=10)
 
@@ -69,6 +70,8 @@ def channel_status(channel: Channel, *, now=None) -> dict:
         "pending": pending["count"],
         "failed": SyncMark.objects.filter(channel=channel, failed_at__isnull=False).count(),
         "oldest_pending_age_s": round((now - oldest).total_seconds(), 3) if oldest else None,
+        # Of those pending, held back by the channel's threshold rules (channels/services/thresholds.py).
+        "held": held_summary(channel_id=channel.pk, now=now),
         "last_success_at": last_success,
         "error_rate_10m": round(error_rate, 4),
         "latency_ms": latency_percentiles(latencies),

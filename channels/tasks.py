@@ -185,3 +185,18 @@ def catalog_refresh_advance() -> int:
     from .services.catalog_refresh import catalog_refresh_kick_active
 
     return catalog_refresh_kick_active()
+
+
+# --- threshold rules ---------------------------------------------------------------------------
+
+
+@shared_task(name="channels.held_release", ignore_result=True)
+def held_release() -> int:
+    """Beat: release changes held by threshold rules whose batch time came (also under a rule
+    shortened or deleted since) and wake their channels; the flush sends them whatever their
+    size."""
+    from .services.thresholds import held_release as release
+
+    channel_ids = set(release())
+    channel_ids -= circuits_holding(channel_ids=channel_ids)  # open circuits wait for their probe
+    return sum(wake_channel(pk) for pk in sorted(channel_ids))

@@ -12,7 +12,8 @@ from __future__ import annotations
 from django.db.models.signals import post_init, post_save
 from django.dispatch import Signal
 
-# Sent with `changes: list[inventory.models.Change]`, inside the writing transaction.
+# Sent with `changes: list[inventory.models.Change]` and `urgent: bool` (the PIM flagged them
+# as not to be held back), inside the writing transaction.
 changes_recorded = Signal()
 
 PRICE_FIELDS = ("price", "compare_at_price")

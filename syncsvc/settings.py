@@ -147,6 +147,7 @@ CELERY_TASK_ROUTES = {
     "syncsvc.heartbeat": {"queue": "maintenance"},
     "channels.alerts_evaluate": {"queue": "maintenance"},
     "channels.alert_notify": {"queue": "maintenance"},
+    "channels.held_release": {"queue": "maintenance"},
     "channels.catalog_refresh_step": {"queue": "bulk"},
     "channels.catalog_refresh_scheduled": {"queue": "bulk"},
     "channels.catalog_refresh_advance": {"queue": "maintenance"},
@@ -180,6 +181,8 @@ SYNCSVC = {
     "HOT_COALESCE_S": env.float("SYNCSVC_HOT_COALESCE_S", default=0.25),
     # Stock at or under this many sellable units is pushed at once, never held in a window.
     "LOW_STOCK_UNITS": env.int("SYNCSVC_LOW_STOCK_UNITS", default=5),
+    # How often beat looks for changes held by threshold rules whose batch time came.
+    "HELD_RELEASE_INTERVAL_S": env.float("SYNCSVC_HELD_RELEASE_INTERVAL_S", default=30.0),
     # Inbound webhooks: the largest body accepted (413 beyond), how often stored events that
     # are not applied yet are picked up again, how often expired reservations are released.
     "INBOUND_MAX_BYTES": env.int("SYNCSVC_INBOUND_MAX_BYTES", default=1024 * 1024),
@@ -350,6 +353,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncsvc.heartbeat",
         "schedule": SYNCSVC["HEARTBEAT_INTERVAL_S"],
         "options": {"expires": SYNCSVC["HEARTBEAT_INTERVAL_S"]},
+    },
+    # Changes held by threshold rules: released in their batch, their channels woken.
+    "channels-held-release": {
+        "task": "channels.held_release",
+        "schedule": SYNCSVC["HELD_RELEASE_INTERVAL_S"],
+        "options": {"expires": SYNCSVC["HELD_RELEASE_INTERVAL_S"] * 2},
     },
     "channels-alerts-evaluate": {
         "task": "channels.alerts_evaluate",

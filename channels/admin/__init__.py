@@ -12,6 +12,7 @@ from . import mapping  # noqa: F401  (attribute mappings, schema drift, shadow d
 from .alerts import ChannelHealthInline  # also registers alerts, thresholds and circuits
 from .refresh import catalog_refresh_now, catalog_refresh_schedule  # also registers catalog refreshes
 from .resync import resync_all_skus, resync_failed_skus, resync_these_skus  # also registers resync jobs, drift, incidents
+from .thresholds import ThresholdRuleInline  # also registers the list of every channel's rules
 
 
 class ChannelForm(forms.ModelForm):
@@ -64,7 +65,7 @@ class ChannelAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "base_url", "enabled", "mode", "safety_stock"]
     list_filter = ["kind", "enabled", "mode"]
     readonly_fields = ["stored_credentials"]
-    inlines = [ChannelHealthInline]
+    inlines = [ChannelHealthInline, ThresholdRuleInline]
     actions = [resync_failed_skus, resync_all_skus, catalog_refresh_now, catalog_refresh_schedule]
 
     @admin.display(description="Stored credentials")

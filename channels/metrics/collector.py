@@ -73,12 +73,16 @@ class SyncCollector:
                                    "Age of the oldest change the channel is owed (0 when none).", labels=["channel"])
         failed = GaugeMetricFamily("syncsvc_channel_failed_marks",
                                    "SKU aspects given up on (waiting for a resync or a new change).", labels=["channel"])
+        held = GaugeMetricFamily("syncsvc_channel_held_marks",
+                                 "SKU aspects held back by the channel's threshold rules (part of pending).",
+                                 labels=["channel"])
         rows = {
             row["channel_id"]: row
             for row in SyncMark.objects.pending().values("channel_id").annotate(
                 pending=Count("id", filter=Q(failed_at__isnull=True)),
                 oldest=Min("first_committed_at", filter=Q(failed_at__isnull=True)),
                 failed=Count("id", filter=Q(failed_at__isnull=False)),
+                held=Count("id", filter=Q(failed_at__isnull=True, held_since__isnull=False)),
             ).order_by()
         }
         now = time.time()
@@ -86,9 +90,10 @@ class SyncCollector:
             row = rows.get(channel_id, {})
             pending.add_metric([name], row.get("pending", 0))
             failed.add_metric([name], row.get("failed", 0))
+            held.add_metric([name], row.get("held", 0))
             at = row.get("oldest")
             oldest.add_metric([name], max(0.0, now - at.timestamp()) if at else 0.0)
-        yield from (pending, oldest, failed)
+        yield from (pending, oldest, failed, held)
 
     def _circuits(self, names):
         family = GaugeMetricFamily("syncsvc_channel_circuit_state", "The channel's circuit breaker: 1 for its state.",

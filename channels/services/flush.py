@@ -39,6 +39,7 @@ from ..models import Channel, SyncAttempt
 from ..safety import shown_quantities
 from .circuit import batch_verdict, circuit_gate, circuit_record, circuit_release
 from .mapping import mapping_apply
+from .thresholds import ignored_attempts, thresholds_apply, thresholds_settle
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,9 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
     # marks already; one left behind (the table has no foreign keys, see migration 0004)
     # would otherwise come due again at every lease.
     marks_drop(mark_ids=gone, claimer=claimer)
+    # Threshold rules: small changes held for the next batch or ignored, the minimum interval.
+    verdicts = thresholds_apply(channel=channel, items=items, marks=by_key)
+    items = verdicts.send
     previews: dict[str, dict] = {}
     if not items:
         results = []
@@ -228,8 +232,13 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
         # The marks first, in the order every writer of marks takes them: the statements
         # below then cannot deadlock with a concurrent fan-out (a bulk import's upsert).
         marks_lock(mark_ids=[m.id for m in marks])
+        attempts += ignored_attempts(channel=channel, verdicts=verdicts, marks=by_key, started_at=started_at)
         SyncAttempt.objects.bulk_create(attempts)
-        listings_record(channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results])
+        listings_record(
+            channel=channel, results=[(by_key[(r.sku, r.aspect)].variant_id, r) for r in results],
+            items={(i.sku, i.aspect): i for i in items},
+        )
+        thresholds_settle(verdicts=verdicts, marks=by_key, claimer=claimer)
         marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
         # Earlier failures of what was delivered now are resolved (also when a resync reset
         # the marks' retry counts): a small partial index of open failures serves it.

@@ -201,7 +201,8 @@ def _owe(channel: Channel, variant_ids: list[int], aspects: list[str], *, all_sk
     for start in range(0, len(variant_ids), 10 * CHUNK):
         chunk = variant_ids[start:start + 10 * CHUNK]
         for aspect in aspects:
-            marks_upsert(channel_ids=[channel.pk], aspect=aspect,
+            # Urgent: an operator's resync skips the channel's threshold rules.
+            marks_upsert(channel_ids=[channel.pk], aspect=aspect, urgent=True,
                          changes=[(pk, versions.get((pk, aspect), 0), now) for pk in chunk])
     # The upsert made new and settled marks due now; what it left waiting (a retry backoff, a
     # hot window) is pulled in, and in-flight marks keep their lease.

@@ -57,10 +57,13 @@ def parse_price_rows(data: list) -> list[PriceRow]:
                 problems["changed_at"] = "Datetime has wrong format. Use ISO 8601."
             else:
                 changed_at = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
+        urgent = row.get("urgent", False)
+        if not isinstance(urgent, bool):
+            problems["urgent"] = "Must be a JSON boolean (true or false)."
         if problems:
             errors[index] = problems
         else:
-            rows.append(PriceRow(sku=sku, price=price, changed_at=changed_at))
+            rows.append(PriceRow(sku=sku, price=price, changed_at=changed_at, urgent=urgent))
     if errors:
         raise BulkRowsError(errors)
     return rows

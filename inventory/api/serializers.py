@@ -10,6 +10,25 @@ from ..models import Product, StockMovement, Variant
 _MONEY = {"max_digits": 12, "decimal_places": 2, "min_value": Decimal("0")}
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON `true` or `false` only: a flag that changes what channels see is not guessed from
+    "yes" or 1."""
+
+    default_error_messages = {"invalid": "Must be a JSON boolean (true or false)."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        self.fail("invalid")
+
+
+def urgent_field():
+    return StrictBooleanField(
+        required=False, default=False,
+        help_text="Skip the channels' threshold rules and minimum intervals: sent at once.",
+    )
+
+
 class VariantOutput(serializers.ModelSerializer):
     class Meta:
         model = Variant
@@ -68,12 +87,14 @@ class VariantUpdateInput(serializers.Serializer):
     attributes = serializers.DictField(required=False)
     barcode = serializers.CharField(max_length=64, required=False, allow_blank=True)
     price_changed_at = serializers.DateTimeField(required=False)
+    urgent = urgent_field()
 
 
 class PriceRowInput(serializers.Serializer):
     sku = serializers.CharField(max_length=100)
     price = serializers.DecimalField(**_MONEY)
     changed_at = serializers.DateTimeField(required=False)
+    urgent = urgent_field()
 
 
 class AdjustmentInput(serializers.Serializer):
@@ -83,6 +104,7 @@ class AdjustmentInput(serializers.Serializer):
     reference = serializers.CharField(max_length=255)
     location = serializers.CharField(max_length=64, required=False, default="default")
     source = serializers.CharField(max_length=100, required=False, default="pim")
+    urgent = urgent_field()
 
 
 class CountInput(serializers.Serializer):
@@ -91,6 +113,7 @@ class CountInput(serializers.Serializer):
     reference = serializers.CharField(max_length=255)
     location = serializers.CharField(max_length=64, required=False, default="default")
     source = serializers.CharField(max_length=100, required=False, default="pim")
+    urgent = urgent_field()
 
 
 class MovementOutput(serializers.ModelSerializer):

@@ -62,10 +62,13 @@ class VariantView(APIView):
     def patch(self, request, sku):
         variant = get_object_or_404(Variant, sku=sku)
         data = dict(_validated(s.VariantUpdateInput, request.data))
+        urgent = data.pop("urgent", False)
         if not data:
             raise ValidationError({"non_field_errors": ["nothing to update"]})
         changed_at = data.pop("price_changed_at", None)
-        variant, applied = services.variant_update(variant=variant, fields=data, price_changed_at=changed_at)
+        variant, applied = services.variant_update(
+            variant=variant, fields=data, price_changed_at=changed_at, urgent=urgent
+        )
         return Response({**s.VariantOutput(variant).data, "applied": applied})
 
 
@@ -76,7 +79,7 @@ class PricesBulkView(APIView):
     @extend_schema(request=s.PriceRowInput(many=True), responses={200: dict})
     def post(self, request):
         if not isinstance(request.data, list):
-            raise ValidationError({"non_field_errors": ["expected a JSON list of {sku, price, changed_at?}"]})
+            raise ValidationError({"non_field_errors": ["expected a JSON list of {sku, price, changed_at?, urgent?}"]})
         if len(request.data) > self.max_rows:
             raise ValidationError({"non_field_errors": [f"at most {self.max_rows} rows per request, got {len(request.data)}"]})
         result = services.prices_bulk_set(rows=parse_price_rows(request.data))

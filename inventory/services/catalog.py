@@ -97,9 +97,11 @@ def variant_update(
     fields: dict[str, Any],
     price_changed_at: datetime | None = None,
     origin: str = "api",
+    urgent: bool = False,
 ) -> tuple[Variant, bool]:
     """Update a variant. A price change whose source time is older than the stored one is
-    ignored (returns `applied=False`): out-of-order deliveries cannot roll a price back."""
+    ignored (returns `applied=False`): out-of-order deliveries cannot roll a price back.
+    `urgent` changes skip the channels' threshold rules and minimum intervals."""
     variant = Variant.objects.select_for_update(no_key=True).get(pk=variant.pk)
     touches_price = any(name in fields for name in ("price", "compare_at_price"))
     if touches_price and price_changed_at and variant.price_changed_at and price_changed_at < variant.price_changed_at:
@@ -116,5 +118,5 @@ def variant_update(
     with suppressed():
         variant.save()
     for aspect in sorted(aspects):
-        changes_record(variant_ids=[variant.pk], aspect=aspect, origin=origin)
+        changes_record(variant_ids=[variant.pk], aspect=aspect, origin=origin, urgent=urgent)
     return variant, True

@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 _FIELDS = ("id", "variant_id", "aspect", "origin", "created_at")
 
 
-def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str) -> list[Change]:
+def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str, urgent: bool = False) -> list[Change]:
     """Record that `aspect` of these variants changed, in the caller's transaction, and tell
-    subscribers (the channels' fan-out) before the transaction commits."""
+    subscribers (the channels' fan-out) before the transaction commits. `urgent` (the PIM's
+    flag: a correction that must not wait) goes to the subscribers with the changes."""
     if aspect not in Aspect.values:
         raise ValueError(f"unknown aspect {aspect!r}")
     ids = list(dict.fromkeys(variant_ids))
@@ -29,7 +30,7 @@ def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str) -> l
         return []
     if not transaction.get_connection().in_atomic_block:
         with transaction.atomic():
-            return changes_record(variant_ids=ids, aspect=aspect, origin=origin)
+            return changes_record(variant_ids=ids, aspect=aspect, origin=origin, urgent=urgent)
     now = timezone.now()
     if connection.vendor == "postgresql":
         changes = _insert_postgres(ids, aspect, origin, now)
@@ -41,7 +42,7 @@ def changes_record(*, variant_ids: Iterable[int], aspect: str, origin: str) -> l
     # The fan-out's lines (and the wake-ups it leaves for the commit) carry the change ids too.
     with log_context(change_ids=[change.pk for change in changes]):
         log.info("recorded %d %s change(s) from %s", len(changes), aspect, origin)
-        changes_recorded.send(sender=Change, changes=changes)
+        changes_recorded.send(sender=Change, changes=changes, urgent=urgent)
     return changes
 
 

@@ -38,12 +38,14 @@ def _locked_level(variant: Variant, location: str) -> StockLevel:
 
 @transaction.atomic
 def stock_adjust(
-    *, sku: str, delta: int, reason: str, reference: str, source: str = "pim", location: str = "default"
+    *, sku: str, delta: int, reason: str, reference: str, source: str = "pim", location: str = "default",
+    urgent: bool = False,
 ) -> tuple[StockMovement, bool]:
     """Append a movement to the ledger and move the stock level with it, atomically.
 
     Idempotent on (source, reference): the same reference again returns the original movement
-    and `created=False`, even when both arrive at once.
+    and `created=False`, even when both arrive at once. `urgent` changes skip the channels'
+    threshold rules and minimum intervals.
     """
     if reason not in StockMovement.Reason.values:
         raise InventoryError(f"unknown reason {reason!r}", field="reason")
@@ -64,12 +66,12 @@ def stock_adjust(
             raise InventoryError(f"only {level.reserved} reserved: cannot release {-delta}", field="delta")
     else:
         on_hand += delta
-    return _append(variant, level, location, delta, reason, source, reference, on_hand, reserved)
+    return _append(variant, level, location, delta, reason, source, reference, on_hand, reserved, urgent=urgent)
 
 
 @transaction.atomic
 def stock_count(
-    *, sku: str, on_hand: int, reference: str, source: str = "pim", location: str = "default"
+    *, sku: str, on_hand: int, reference: str, source: str = "pim", location: str = "default", urgent: bool = False
 ) -> tuple[StockMovement, bool]:
     """Record a cycle count as the delta that makes `on_hand` true."""
     if on_hand < 0:
@@ -80,10 +82,12 @@ def stock_count(
     variant = _variant(sku)
     level = _locked_level(variant, location)
     delta = on_hand - level.on_hand
-    return _append(variant, level, location, delta, StockMovement.Reason.COUNT, source, reference, on_hand, level.reserved)
+    return _append(
+        variant, level, location, delta, StockMovement.Reason.COUNT, source, reference, on_hand, level.reserved, urgent=urgent
+    )
 
 
-def _append(variant, level, location, delta, reason, source, reference, on_hand, reserved):
+def _append(variant, level, location, delta, reason, source, reference, on_hand, reserved, *, urgent=False):
     try:
         with transaction.atomic():
             movement = StockMovement.objects.create(
@@ -101,7 +105,7 @@ def _append(variant, level, location, delta, reason, source, reference, on_hand,
         return StockMovement.objects.get(source=source, reference=reference), False
     if delta:
         StockLevel.objects.filter(pk=level.pk).update(on_hand=on_hand, reserved=reserved)
-        changes_record(variant_ids=[variant.pk], aspect="inventory", origin=f"ledger:{reason}")
+        changes_record(variant_ids=[variant.pk], aspect="inventory", origin=f"ledger:{reason}", urgent=urgent)
     return movement, True
 
 

@@ -19,6 +19,7 @@ class PriceRow:
     sku: str
     price: Decimal
     changed_at: datetime | None = None
+    urgent: bool = False  # skips the channels' threshold rules and minimum intervals
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,11 @@ def prices_bulk_set(*, rows: list[PriceRow], origin: str = "bulk") -> BulkPriceR
         raise BulkRowsError(
             {index: {"sku": f"unknown SKU {row.sku!r}"} for index, row in enumerate(rows) if row.sku in written.unknown}
         )
-    changes_record(variant_ids=written.changed_ids, aspect="price", origin=origin)
+    urgent_skus = {row.sku for row in latest.values() if row.urgent}
+    urgent_ids = set(Variant.objects.filter(sku__in=urgent_skus).values_list("pk", flat=True)) if urgent_skus else set()
+    changes_record(variant_ids=[pk for pk in written.changed_ids if pk not in urgent_ids], aspect="price", origin=origin)
+    changes_record(variant_ids=[pk for pk in written.changed_ids if pk in urgent_ids], aspect="price", origin=origin,
+                   urgent=True)
     ignored = len(rows) - len(latest) + written.stale
     return BulkPriceResult(applied=written.applied, ignored=ignored, changed=len(written.changed_ids))
 

@@ -48,6 +48,8 @@ def test_thresholds_are_edited_on_the_channel_page(admin_client):
         "health-0-degraded_window_s": "300", "health-0-degraded_min_attempts": "10", "health-0-drift_price_tolerance": "0",
         "health-0-drift_stock_tolerance": "0", "health-0-inbound_silence_s": "7200", "health-0-reconcile_cycle_s": "86400",
         "health-0-notify_webhook_url": "https://ops.example.com/hook", "health-0-notify_emails": "ops@example.com",
+        # The threshold rules' inline (none here).
+        "threshold_rules-TOTAL_FORMS": "0", "threshold_rules-INITIAL_FORMS": "0",
     }
     response = admin_client.post(f"/admin/channels/channel/{channel.pk}/change/", form)
 
