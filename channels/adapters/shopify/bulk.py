@@ -43,6 +43,7 @@ from .documents import (
     BULK_OPERATION,
     BULK_RUN_MUTATION,
     CURRENT_BULK_MUTATION,
+    PRODUCT_IDS_BY_SKU,
     STAGED_UPLOADS_CREATE,
 )
 from .errors import ShopifyCallError
@@ -58,8 +59,6 @@ DEFAULT_CHUNK_SIZE = 2000
 DEFAULT_POLL_INTERVAL_S = 5.0
 MIN_POLL_S, MAX_POLL_S = 1.0, 60.0
 RUNNING = frozenset({"CREATED", "RUNNING", "CANCELING"})
-# While another bulk mutation runs: come back after this long.
-IN_PROGRESS_WAIT_S = 10.0
 LOOKUP_BATCH = 100
 LOOKUP_CACHE_TTL_S = 3600.0
 
@@ -88,6 +87,7 @@ class BulkRefresh:
         self._refuse_if_running()
         failed: dict[str, str] = {}
         product_ids = self._product_ids(items, failed)
+        held = {item.sku for item in items if item.external_ids.get("product_id")}
         lines, line_skus, size = [], [], 0
         by_product: dict[str, int] = {}
         for item in items:
@@ -108,7 +108,9 @@ class BulkRefresh:
             lines.append(text)
             line_skus.append([item.sku])
         state = {"bulk_operation_id": None, "lines": line_skus, "skus": [sku for skus in line_skus for sku in skus],
-                 "failed": failed, "started_at": time.time(), "object_count": 0}
+                 "failed": failed, "started_at": time.time(), "object_count": 0,
+                 # Product ids found by SKU lookups, for the caller to keep as listings.
+                 "external_ids": {sku: {"product_id": pid} for sku, pid in product_ids.items() if sku not in held}}
         if not lines:
             return state
         path = self._upload("".join(lines).encode())
@@ -116,17 +118,20 @@ class BulkRefresh:
         payload = answer.field("bulkOperationRunMutation")
         errors = payload.get("userErrors") or []
         if any(error.get("code") == "OPERATION_IN_PROGRESS" for error in errors):
-            raise ChannelThrottled(IN_PROGRESS_WAIT_S, errors[0].get("message", "a bulk mutation is running"))
+            raise ChannelThrottled(self._poll_interval(), errors[0].get("message", "a bulk mutation is running"))
         if errors or not payload.get("bulkOperation"):
             error = errors[0] if errors else {"code": "no_bulk_operation", "message": "no bulk operation came back"}
             raise ShopifyCallError(Outcome.PERMANENT, str(error.get("code") or "bulk_refused"), str(error.get("message")))
         state["bulk_operation_id"] = payload["bulkOperation"]["id"]
         return state
 
+    def _poll_interval(self) -> float:
+        return float(self.settings.get("bulk_poll_interval_s") or DEFAULT_POLL_INTERVAL_S)
+
     def _refuse_if_running(self) -> None:
         current = self.client.execute(CURRENT_BULK_MUTATION).data.get("currentBulkOperation")
         if current and current.get("status") in RUNNING:
-            raise ChannelThrottled(IN_PROGRESS_WAIT_S, f"bulk mutation {current.get('id')} is {current['status']}")
+            raise ChannelThrottled(self._poll_interval(), f"bulk mutation {current.get('id')} is {current['status']}")
 
     def _product_ids(self, items: Sequence[PushItem], failed: dict[str, str]) -> dict[str, str]:
         """SKU -> product GID: held from an earlier push, else looked up by SKU.
@@ -145,7 +150,8 @@ class BulkRefresh:
         try:
             for start in range(0, len(todo), batch):
                 part = todo[start:start + batch]
-                lookup = variants_by_sku(self.client, part, max_cost=self.max_cost, batch=batch)
+                lookup = variants_by_sku(self.client, part, max_cost=self.max_cost, batch=batch,
+                                         document=PRODUCT_IDS_BY_SKU)
                 for sku in part:
                     variant = lookup.found.get(sku)
                     if sku in lookup.duplicated:
@@ -238,7 +244,7 @@ class BulkRefresh:
         total = len(state.get("lines") or [])
         before_count = int(state.get("object_count") or 0)
         before_at = float(state.get("polled_at") or state.get("started_at") or now)
-        wait = float(self.settings.get("bulk_poll_interval_s") or DEFAULT_POLL_INTERVAL_S)
+        wait = self._poll_interval()
         if count > before_count and now > before_at:
             pace = (count - before_count) / (now - before_at)
             wait = (total - count) / pace

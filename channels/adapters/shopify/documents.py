@@ -115,6 +115,21 @@ def inventory_set(key: str) -> str:
 
 # --- the bulk path of the catalog refresh (`bulk.py`) ---------------------------------------
 
+# SKU -> product id only, for the content refresh of SKUs not resolved yet: two objects per
+# variant instead of three (the inventory item is not needed to write content).
+PRODUCT_IDS_BY_SKU = """
+query SyncsvcProductIdsBySku($first: Int!, $query: String!) {
+  productVariants(first: $first, query: $query) {
+    nodes {
+      id
+      sku
+      product { id }
+    }
+    pageInfo { hasNextPage }
+  }
+}
+"""
+
 # Is a bulk mutation of this app running on the shop? (one at a time per shop)
 CURRENT_BULK_MUTATION = """
 query SyncsvcCurrentBulkMutation {

@@ -72,7 +72,8 @@ def sku_search(skus: Sequence[str]) -> str:
 
 
 def variants_by_sku(
-    client: ShopifyClient, skus: Sequence[str], *, location_id: str | None = None, max_cost: int, batch: int
+    client: ShopifyClient, skus: Sequence[str], *, location_id: str | None = None, max_cost: int, batch: int,
+    document: str | None = None,
 ) -> Lookup:
     """Look SKUs up, `batch` at most per query; with `location_id`, read price and stock too.
 
@@ -80,7 +81,8 @@ def variants_by_sku(
     as a truncated answer instead of hiding another SKU's match. After a truncated answer the
     SKUs not already proven duplicated are asked once more, one per query, which settles them.
     """
-    document = VARIANTS_BY_SKU_WITH_STOCK if location_id else VARIANTS_BY_SKU
+    # `document`: a slimmer read of the same shape (`PRODUCT_IDS_BY_SKU`), when fewer ids will do.
+    document = document or (VARIANTS_BY_SKU_WITH_STOCK if location_id else VARIANTS_BY_SKU)
 
     def variables(chunk: Sequence[str]) -> dict:
         values = {"first": len(chunk) + 1, "query": sku_search(chunk)}

@@ -312,9 +312,18 @@ def test_cost_of_each_document():
     assert requested_cost(documents.prices_update(1)) == 11
     assert requested_cost(documents.prices_update(25)) == 275
     assert requested_cost(documents.inventory_set(str(uuid.uuid4()))) == 11
+    # the catalog refresh's bulk path (bulk.py): a slim lookup, and one object per bulk call
+    assert requested_cost(documents.PRODUCT_IDS_BY_SKU, {"first": 100, "query": ""}) == 2 + 100 * 2 + 1
+    assert requested_cost(documents.CURRENT_BULK_MUTATION) == 1
+    assert requested_cost(documents.BULK_OPERATION, {"id": "gid://shopify/BulkOperation/1"}) == 1
+    assert requested_cost(documents.STAGED_UPLOADS_CREATE, {"input": [{}]}) == 13
+    assert requested_cost(documents.BULK_RUN_MUTATION) == 12
+    assert requested_cost(documents.BULK_CONTENT_UPDATE) == 12  # per line, inside the bulk job: not charged
     assert set(every_document()) == {
         "FIRST_LOCATION", "VARIANTS_BY_SKU", "VARIANTS_BY_SKU_WITH_STOCK", "INVENTORY_LEVELS",
         "prices_update(1)", "prices_update(2)", "prices_update(25)", "inventory_set",
+        "PRODUCT_IDS_BY_SKU", "CURRENT_BULK_MUTATION", "BULK_OPERATION", "STAGED_UPLOADS_CREATE",
+        "BULK_RUN_MUTATION", "BULK_CONTENT_UPDATE",
     }, "a new document needs its cost asserted here"
 
 

@@ -80,6 +80,7 @@ def test_bulk_documents_and_a_content_line_validate_against_the_schema():
     line = content_variables(content_item("S-1", 1), "gid://shopify/Product/1")
     assert schema_errors(documents.BULK_CONTENT_UPDATE, line) == []
     assert schema_errors(documents.CURRENT_BULK_MUTATION, {}) == []
+    assert schema_errors(documents.PRODUCT_IDS_BY_SKU, {"first": 101, "query": "sku:A OR sku:B"}) == []
     assert schema_errors(documents.BULK_OPERATION, {"id": "gid://shopify/BulkOperation/1"}) == []
     assert schema_errors(documents.BULK_RUN_MUTATION, {"mutation": documents.BULK_CONTENT_UPDATE,
                                                        "stagedUploadPath": "tmp/1/bulk/x/bulk_op_vars"}) == []
@@ -103,9 +104,11 @@ def test_two_thousand_items_are_refreshed_through_bulk_operations_and_a_bad_one_
     ok: list[str] = []
     failed: dict[str, str] = {}
     operations = set()
+    looked_up: dict[str, dict] = {}
     for start in range(0, len(items), adapter.refresh_chunk_size):
         state = start_when_allowed(adapter, items[start:start + adapter.refresh_chunk_size])
         operations.add(state["bulk_operation_id"])
+        looked_up.update(state["external_ids"])
         result = poll_until_done(adapter, state)
         ok.extend(result.ok)
         failed.update(result.failed)
@@ -116,6 +119,8 @@ def test_two_thousand_items_are_refreshed_through_bulk_operations_and_a_bad_one_
     assert "Value must be an integer" in failed["BULK-7"]
     assert "no variant with SKU NOT-IN-SHOP" in failed["NOT-IN-SHOP"]
     assert sorted(ok) == sorted(f"BULK-{n}" for n in range(2000) if n != 7)
+    # the ids found by SKU come back for the caller to keep; held ones were not looked up
+    assert looked_up["BULK-1999"] == {"product_id": product_ids[1999]} and "BULK-0" not in looked_up
     # and the shop shows the new content
     for n in (0, 1, 1999):
         item = control.item("shopify", store, f"BULK-{n}")
