@@ -74,6 +74,7 @@ MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # "20 MB max" (the policy's content-length-
 POLICY_TTL_S = 3600.0
 DEFAULT_LINES_PER_S = 250.0
 TICK_S = 0.05
+LINES_PER_HOLD = 20
 BULK_MUTATIONS = frozenset({"productUpdate", "productSet", "productVariantsBulkUpdate"})
 ACTIVE = frozenset({"CREATED", "RUNNING", "CANCELING"})
 CREDENTIAL = "merchant-assets@shopify-tiers.iam.gserviceaccount.com/{day}/auto/storage/goog4_request"
@@ -245,9 +246,9 @@ class BulkOperations:
 
     # --- the upload (the storage bucket's side) -------------------------------------------------
 
-    def receive_upload(self, request: Request, now: float) -> Response:
-        """A browser-style POST to the bucket: the policy's fields, then the file."""
-        fields = parse_form(request.header("Content-Type") or "", request.body)
+    def receive_upload(self, fields: dict[str, bytes] | None, now: float) -> Response:
+        """A browser-style POST to the bucket (its form, parsed by `parse_form` before the
+        lock is taken): the policy's fields, then the file."""
         if fields is None:
             return storage_error(400, "InvalidArgument", "Invalid argument.", "POST requires multipart/form-data")
         key = fields.get("key", b"").decode(errors="replace")
@@ -397,7 +398,9 @@ class BulkOperations:
     # --- the worker -------------------------------------------------------------------------------
 
     def _work(self, operation: BulkOperation) -> None:
-        """Run the lines at the configured pace; the lock is held per few lines, never while waiting."""
+        """Run the lines at the configured pace. The lock is held for a few lines at a time
+        (`LINES_PER_HOLD`) and never while waiting, so the shop's other requests (a price push
+        during a nightly refresh) do not queue behind the bulk job."""
         started = time.monotonic()
         done = 0
         while True:
@@ -409,19 +412,21 @@ class BulkOperations:
                 if operation.status == "CREATED":
                     operation.status = "RUNNING"
                 rate = float(self.settings().get("bulk_lines_per_s") or DEFAULT_LINES_PER_S)
-                due = min(len(operation.lines), max(done + 1, int((time.monotonic() - started) * rate)))
-                while done < due:
-                    if operation.fail_after is not None and done >= operation.fail_after:
-                        operation.status, operation.error_code = "FAILED", "INTERNAL_SERVER_ERROR"
-                        operation.completed_at = None
+            due = min(len(operation.lines), max(done + 1, int((time.monotonic() - started) * rate)))
+            while done < due and not operation.stop.is_set():
+                with self.lock:
+                    for _ in range(min(LINES_PER_HOLD, due - done)):
+                        if operation.fail_after is not None and done >= operation.fail_after:
+                            operation.status, operation.error_code = "FAILED", "INTERNAL_SERVER_ERROR"
+                            operation.completed_at = None
+                            return
+                        result = self._run_line(operation, operation.lines[done])
+                        operation.results.append(json.dumps({**result, "__lineNumber": done}, separators=(",", ":")))
+                        done += 1
+                        operation.object_count = done
+                    if done >= len(operation.lines):
+                        operation.status, operation.completed_at = "COMPLETED", time.time()
                         return
-                    result = self._run_line(operation, operation.lines[done])
-                    operation.results.append(json.dumps({**result, "__lineNumber": done}, separators=(",", ":")))
-                    done += 1
-                    operation.object_count = done
-                if done >= len(operation.lines):
-                    operation.status, operation.completed_at = "COMPLETED", time.time()
-                    return
 
 
 def mutation_problem(mutation: str) -> str | None:

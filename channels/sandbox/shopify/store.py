@@ -69,7 +69,7 @@ from ..typed_config import (
 from ..validation import decimal_text, integer, reject_unknown_fields
 from .api import GraphqlAnswer, GraphqlRequest, ShopState, answer
 from .bucket import PLAN_ALIASES, RESTORE_RATE_BY_PLAN, BucketSettings, LeakyBucket
-from .bulk import RESULTS_PATH, STAGED_PATH, BulkOperations
+from .bulk import RESULTS_PATH, STAGED_PATH, BulkOperations, parse_form
 from .catalog import Catalog, InventoryLevel, Variant
 from .graphql_schema import warm_up_in_background
 from .versions import SUPPORTED_VERSIONS, ApiVersion
@@ -192,8 +192,9 @@ class ShopifyStore(TypedConfig, Store):
         with self.lock:
             self.bulk.public_url = self._public_url(request)
         if request.subpath.rstrip("/") == STAGED_PATH and request.method == "POST":
+            form = parse_form(request.header("Content-Type") or "", request.body)
             with self.lock:
-                return self.bulk.receive_upload(request, time.time())
+                return self.bulk.receive_upload(form, time.time())
         if request.subpath.startswith(RESULTS_PATH) and request.method == "GET":
             with self.lock:
                 return self.bulk.serve_result(request)
