@@ -78,8 +78,9 @@ class ChannelAdmin(admin.ModelAdmin):
 
 @admin.register(SyncMark)
 class SyncMarkAdmin(ReadOnlyAdmin):
-    list_display = ["channel", "variant", "aspect", "version", "due_at", "attempts", "last_error", "failed_at"]
-    list_filter = ["channel", "aspect"]
+    list_display = ["channel", "variant", "aspect", "version", "due_at", "attempts", "last_error", "failed_at", "held_reason",
+                    "held_since"]
+    list_filter = ["channel", "aspect", "held_reason"]
     search_fields = ["variant__sku"]
     list_select_related = ["channel", "variant"]
 

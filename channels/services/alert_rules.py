@@ -135,7 +135,9 @@ def _dead(channel, health: ChannelHealth, circuit: ChannelCircuit | None, attemp
     cutoff = now - timedelta(seconds=window_s)
     marks = SyncMark.objects.pending().filter(channel=channel).aggregate(
         owed=Count("id", filter=Q(failed_at__isnull=True)),
-        owed_long=Count("id", filter=Q(failed_at__isnull=True, first_committed_at__lte=cutoff)),
+        # A change a threshold rule holds back is owed from when its hold ends, not before.
+        owed_long=Count("id", filter=Q(failed_at__isnull=True, first_committed_at__lte=cutoff)
+                        & (Q(held_since__isnull=True) | Q(due_at__lte=cutoff))),
         oldest=Min("first_committed_at", filter=Q(failed_at__isnull=True)),
         given_up=Count("id", filter=Q(failed_at__isnull=False)),
     )

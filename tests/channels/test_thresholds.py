@@ -331,3 +331,33 @@ def test_threshold_batches_fall_on_multiples_of_the_period():
     held = datetime(2026, 1, 1, 12, 4, 59, tzinfo=dt_timezone.utc)
     assert batch_at(held, 300) == datetime(2026, 1, 1, 12, 5, 0, tzinfo=dt_timezone.utc)
     assert batch_at(held.replace(minute=5, second=0), 300) == datetime(2026, 1, 1, 12, 10, 0, tzinfo=dt_timezone.utc)
+
+
+@pytest.mark.django_db
+def test_a_change_held_by_a_rule_does_not_make_an_idle_channel_dead_until_its_hold_ends():
+    from channels.models import Alert, ChannelHealth
+    from channels.services.alert_rules import alerts_evaluate
+
+    # given: a stock change committed 5 minutes ago, held until the batch in 10 minutes
+    channel = ChannelFactory()
+    ChannelHealth.objects.create(channel=channel, expected_interval_s=60)
+    product_with_variants(skus=["DEAD-1"])
+    SyncMark.objects.filter(channel=channel).delete()
+    now = timezone.now()
+    since = now - timedelta(minutes=5)
+    mark = SyncMark.objects.create(
+        channel=channel, variant=Variant.objects.get(sku="DEAD-1"), aspect="inventory", version=1,
+        first_committed_at=since, last_committed_at=since, due_at=now + timedelta(minutes=10), held_since=since,
+        held_reason="min_units",
+    )
+
+    # when / then: held, not dead
+    alerts_evaluate(now=now)
+    assert not Alert.objects.filter(channel=channel, kind="dead_channel", cleared_at__isnull=True).exists()
+
+    # when: its batch came long ago and it still is not delivered
+    SyncMark.objects.filter(pk=mark.pk).update(due_at=now - timedelta(minutes=3))
+    alerts_evaluate(now=now)
+
+    # then
+    assert Alert.objects.filter(channel=channel, kind="dead_channel", cleared_at__isnull=True).exists()
