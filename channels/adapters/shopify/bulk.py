@@ -1,8 +1,9 @@
 """The catalog refresh through Shopify's bulk import: one bulk mutation per chunk of content.
 
     refresh_start(items)
+      SKU -> product id                        held ids, else looked up by SKU (`lookup.py`),
+                                               kept in the channel's cache across attempts
       currentBulkOperation(type: MUTATION)     a running one -> ChannelThrottled (one per shop)
-      SKU -> product id                        held ids, else looked up by SKU (`lookup.py`)
       JSONL: one `productUpdate` line per product (`content.py`, the adapter's content mapping)
       stagedUploadsCreate(BULK_MUTATION_VARIABLES) -> POST the file to the target it hands out
       bulkOperationRunMutation(mutation, stagedUploadPath)
@@ -84,10 +85,12 @@ class BulkRefresh:
             raise
 
     def _start(self, items: Sequence[PushItem]) -> dict:
-        self._refuse_if_running()
+        # Lookups first (kept in the shared cache): while another chunk's bulk mutation runs,
+        # this one gets its ids ready, and starts as soon as the shop is free.
         failed: dict[str, str] = {}
         product_ids = self._product_ids(items, failed)
         held = {item.sku for item in items if item.external_ids.get("product_id")}
+        self._refuse_if_running()
         lines, line_skus, size = [], [], 0
         by_product: dict[str, int] = {}
         for item in items:
