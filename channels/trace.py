@@ -69,6 +69,9 @@ def _mark_view(mark: SyncMark | None) -> dict | None:
         "last_error": mark.last_error,
         "failed_at": mark.failed_at,
         "delivered_at": mark.delivered_at,
+        # Held back by the channel's threshold rules (min_interval, min_units) since then.
+        "held_reason": mark.held_reason,
+        "held_since": mark.held_since,
     }
 
 

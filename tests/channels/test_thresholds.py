@@ -19,7 +19,7 @@ from channels.marks import marks_claim, marks_clear, marks_hold, marks_ignore
 from channels.models import SyncAttempt, SyncMark, ThresholdRule
 from channels.services.thresholds import batch_at
 from inventory import services
-from inventory.models import StockMovement, Variant
+from inventory.models import Change, StockMovement, Variant
 from tests.factories import ChannelFactory, product_with_variants, webhook_channel
 from tests.support.sandbox import wait_until
 
@@ -122,7 +122,7 @@ def test_a_price_changed_every_100ms_reaches_the_channel_at_most_once_per_interv
 
 
 @pytest.mark.stack
-def test_an_urgent_change_bypasses_the_interval(live, store_name, pim):
+def test_an_urgent_change_bypasses_the_interval(live, store_name, pim, ops):
     # given: at most one price delivery per SKU per hour; the price was just delivered
     channel = webhook_channel(live, store_name)
     product_with_variants(skus=["URG-1"], price="10.00")
@@ -133,6 +133,9 @@ def test_an_urgent_change_bypasses_the_interval(live, store_name, pim):
     assert pim.patch("/api/v1/variants/URG-1/", {"price": "11.00"}, format="json").status_code == 200
     wait_until(lambda: _held("URG-1", "min_interval"), message="the normal change was not held by the interval")
     assert _shown(live, store_name, "URG-1", "price") == "10.00"
+    change = Change.objects.filter(variant__sku="URG-1", aspect="price").latest("pk")
+    trace = ops.get(f"/api/v1/changes/{change.pk}/trace/").json()
+    assert [row["mark"]["held_reason"] for row in trace["channels"]] == ["min_interval"], trace
     response = pim.patch("/api/v1/variants/URG-1/", {"price": "12.00", "urgent": True}, format="json")
 
     # then: the urgent one arrives at once
