@@ -8,13 +8,14 @@ import os
 import signal
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
 from django.db import transaction
 
 from channels.adapters.registry import adapter_class
-from channels.models import CatalogRefresh, CatalogRefreshChunk, SyncAttempt
+from channels.models import CatalogRefresh, CatalogRefreshChunk, Listing, SyncAttempt
 from inventory.capture import suppressed
 from inventory.models import Product, Variant
 from tests.factories import sandbox_channel
@@ -164,32 +165,62 @@ def test_a_refresh_killed_half_way_resumes_without_redoing_finished_chunks(live,
 
 
 @pytest.mark.skipif(not adapter_class("shopify").supports_bulk_refresh, reason="the Shopify bulk path is not in yet")
-def test_a_refresh_of_5000_products_goes_through_shopify_bulk_operations(live, store_name, ops):
+def test_a_refresh_of_5000_products_goes_through_shopify_bulk_operations_beside_price_changes(
+    live, store_name, ops, pim
+):
     # given: 5,000 products in the PIM and in the store
     skus = _catalog(PRODUCTS)
-    channel = sandbox_channel(live, "shopify", store_name, settings={"catalog_refresh": {"chunk_size": 1000}})
-    _shopify_store_holds(live, store_name, skus)
+    channel = sandbox_channel(live, "shopify", store_name, settings={
+        "catalog_refresh": {"chunk_size": 1000}, "bulk_poll_interval_s": 0.5})
+    live.sandbox.config("shopify", store_name, bulk_lines_per_s=5000)
+    _shopify_store_holds(live, channel, store_name, skus)
 
     # when
     response = ops.post(f"/api/v1/channels/{channel.pk}/catalog-refresh/", format="json")
     assert response.status_code == 202, response.content
     refresh = CatalogRefresh.objects.get(pk=response.json()["refresh"])
+    # ... while prices change in the same cost bucket
+    streamed = skus[:: PRODUCTS // PRICE_SKUS][:PRICE_SKUS]
+    sent = _price_stream(pim, streamed, until=lambda: _finished(refresh))
 
-    # then
+    # then: the refresh finished through bulk operations, one per chunk
     wait_until(lambda: _finished(refresh), timeout=60, message=lambda: f"refresh never finished: {_progress(ops, refresh)}")
     progress = _progress(ops, refresh)
     assert progress["status"] == "done" and progress["done"] == PRODUCTS, progress
-    assert all(c.starts == 1 for c in CatalogRefreshChunk.objects.filter(refresh=refresh))
+    chunks = list(CatalogRefreshChunk.objects.filter(refresh=refresh))
+    assert len(chunks) == 5 and all(c.starts == 1 and c.remote.get("bulk_operation_id") for c in chunks)
     assert live.sandbox.item("shopify", store_name, skus[4321])["title"] == "Product 4321 title"
+    # ... and every price change made meanwhile was delivered within the pipeline's bound
+    last = dict(sent)
+    wait_until(lambda: all(live.sandbox.item("shopify", store_name, sku)["price"] == f"{cents / 100:.2f}"
+                           for sku, cents in last.items()), timeout=20, message="streamed prices never arrived")
+    latencies = _price_latencies(channel, streamed)
+    assert latencies and all(latency is not None and latency < 5000 for latency in latencies), latencies
+    print(f"\nShopify price latency during the refresh of {PRODUCTS}: p50 {statistics.median(latencies):.0f} ms, "
+          f"max {max(latencies):.0f} ms ({len(latencies)} deliveries; refresh {progress['rate_per_s']} SKU/s)")
 
 
-def _shopify_store_holds(live, store, skus) -> None:
-    for sku in skus:
-        live.sandbox.put_item("shopify", store, sku, price="10.00", available=1, title="old title")
+def _shopify_store_holds(live, channel, store, skus) -> None:
+    """The store's products, seeded as a merchant's existing catalog (8 requests at a time),
+    and their ids known to the channel's listings as earlier price and stock syncs left them."""
+    with ThreadPoolExecutor(8) as pool:
+        seeded = list(pool.map(lambda sku: live.sandbox.put_item("shopify", store, sku, price="10.00", available=1,
+                                                                 title="old title"), skus))
+    variant_ids = dict(Variant.objects.values_list("sku", "pk"))
+    Listing.objects.bulk_create(
+        Listing(channel=channel, variant_id=variant_ids[sku], external_ids={"product_id": item["product_id"]})
+        for sku, item in zip(skus, seeded, strict=True)
+    )
 
 
 def _progress(ops, refresh) -> dict:
-    return ops.get(f"/api/v1/channels/{refresh.channel_id}/catalog-refresh/{refresh.pk}/").json()
+    """The refresh's progress as the API shows it (without the chunk list)."""
+    body = ops.get(f"/api/v1/channels/{refresh.channel_id}/catalog-refresh/{refresh.pk}/").json()
+    body["chunk_list"] = [
+        (c["seq"], c["status"], c["starts"], c["polls"], c["started_at"], c["finished_at"], c["error"][:80])
+        for c in body.get("chunk_list", [])
+    ]
+    return body
 
 
 @pytest.mark.parametrize("kind", ["woocommerce", "magento"])
