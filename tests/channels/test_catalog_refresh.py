@@ -18,7 +18,7 @@ from channels.adapters.registry import adapter_class
 from channels.models import CatalogRefresh, CatalogRefreshChunk, Listing, SyncAttempt
 from inventory.capture import suppressed
 from inventory.models import Product, Variant
-from tests.factories import sandbox_channel
+from tests.factories import sandbox_channel, webhook_channel
 from tests.support.sandbox import wait_until
 
 pytestmark = pytest.mark.stack
@@ -245,3 +245,20 @@ def test_a_refresh_goes_through_woocommerce_batches_and_magento_async_bulk(live,
         assert all(c.remote.get("bulk_uuid") for c in CatalogRefreshChunk.objects.filter(refresh=refresh))
     for sku in (skus[0], skus[123], skus[-1]):
         assert live.sandbox.item(kind, store_name, sku)["title"] == f"Product {int(sku.split('-')[1])} title"
+
+
+def test_a_channel_without_a_bulk_path_is_refreshed_by_plain_content_pushes(live, store_name, ops):
+    # given: a webhook channel (content items, no bulk refresh)
+    _catalog(250)
+    channel = webhook_channel(live, store_name)
+
+    # when
+    response = ops.post(f"/api/v1/channels/{channel.pk}/catalog-refresh/", format="json")
+    assert response.status_code == 202, response.content
+    refresh = CatalogRefresh.objects.get(pk=response.json()["refresh"])
+
+    # then: its chunks of a push batch each went as one push
+    wait_until(lambda: _finished(refresh), timeout=30, message=lambda: f"refresh never finished: {_progress(ops, refresh)}")
+    progress = _progress(ops, refresh)
+    assert progress["status"] == "done" and progress["bulk"] is False and progress["done"] == 250, progress
+    assert progress["chunks"]["done"] == 3 and all(c.starts == 1 for c in CatalogRefreshChunk.objects.filter(refresh=refresh))

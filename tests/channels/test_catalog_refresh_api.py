@@ -166,3 +166,27 @@ def test_the_admin_pages_and_actions(admin_client, channel):
     assert page.status_code == 200 and b"all 3 chunk(s)" in page.content
     admin_client.post("/admin/channels/catalogrefresh/", {"action": "cancel", "_selected_action": [refresh.pk]})
     assert CatalogRefresh.objects.get().status == "cancelled"
+
+
+def test_no_chunk_starts_while_the_channels_bucket_is_under_the_refresh_floor(ops):
+    # given: a refresh of a channel whose rate-limit bucket price and stock just emptied
+    from channels.context import RedisChannelContext
+    from channels.redis_client import get_redis
+    from channels.services.catalog_refresh import catalog_refresh_step
+
+    _catalog(50)
+    channel = ChannelFactory(name="hook", kind="webhook", settings={"rate_per_s": 1, "burst": 10})
+    for key in get_redis().scan_iter(f"syncsvc:bucket:{channel.pk}:*"):
+        get_redis().delete(key)
+    refresh = CatalogRefresh.objects.get(pk=_start(ops, channel).json()["refresh"])
+    assert RedisChannelContext(channel.pk, {"default": (1.0, 10.0)}).acquire(10) == 0.0
+
+    # when: a step runs
+    outcome = catalog_refresh_step(refresh_id=refresh.pk)
+
+    # then: it starts nothing and comes back when the bucket holds half its capacity again
+    assert not CatalogRefreshChunk.objects.filter(refresh=refresh).exclude(status="pending").exists()
+    assert CatalogRefreshChunk.objects.get(refresh=refresh).starts == 0
+    assert outcome.requeue_in is not None and 3.0 < outcome.requeue_in <= 5.0
+    refresh.refresh_from_db()
+    assert refresh.status == "running" and refresh.lease_until is None  # released for the next step
