@@ -318,6 +318,10 @@ def _start(refresh: CatalogRefresh, adapter, chunk: CatalogRefreshChunk) -> floa
     if not items:
         _chunk_done(chunk, RefreshPoll(done=True))
         return None
+    if refresh.channel.mode == Channel.Mode.SHADOW:
+        # A shadow channel gets no call at all: the chunk counts as sent, as its flushes do.
+        _chunk_done(chunk, RefreshPoll(done=True, ok=tuple(item.sku for item in items), state={"shadow": True}))
+        return None
     try:
         if not refresh.bulk:
             return _push_chunk(refresh, adapter, chunk, items)
@@ -337,9 +341,6 @@ def _start(refresh: CatalogRefresh, adapter, chunk: CatalogRefreshChunk) -> floa
 def _push_chunk(refresh: CatalogRefresh, adapter, chunk: CatalogRefreshChunk, items: list[PushItem]) -> float | None:
     """No bulk path: the chunk's content items in one push; throttled or retryable items make
     the chunk wait and go again (content is idempotent)."""
-    if refresh.channel.mode == Channel.Mode.SHADOW:
-        _chunk_done(chunk, RefreshPoll(done=True, ok=tuple(item.sku for item in items)))
-        return None
     results = adapter.push(items)
     waits = [r.retry_after or 1.0 for r in results if r.outcome in (Outcome.THROTTLED, Outcome.RETRY)]
     if waits:

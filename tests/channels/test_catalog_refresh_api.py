@@ -190,3 +190,24 @@ def test_no_chunk_starts_while_the_channels_bucket_is_under_the_refresh_floor(op
     assert outcome.requeue_in is not None and 3.0 < outcome.requeue_in <= 5.0
     refresh.refresh_from_db()
     assert refresh.status == "running" and refresh.lease_until is None  # released for the next step
+
+
+def test_a_shadow_channel_is_refreshed_without_any_call(ops, channel):
+    # given: the Amazon channel in shadow mode, pointing nowhere (a call would fail the chunks)
+    from channels.redis_client import get_redis
+    from channels.services.catalog_refresh import catalog_refresh_step
+
+    Channel.objects.filter(pk=channel.pk).update(mode="shadow", base_url="http://127.0.0.1:9/nowhere")
+    for key in get_redis().scan_iter(f"syncsvc:bucket:{channel.pk}:*"):
+        get_redis().delete(key)
+    refresh = CatalogRefresh.objects.get(pk=_start(ops, channel).json()["refresh"])
+
+    # when: its steps run
+    for _ in range(10):
+        if catalog_refresh_step(refresh_id=refresh.pk).requeue_in is None:
+            break
+
+    # then
+    refresh.refresh_from_db()
+    assert refresh.status == "done" and refresh.done == 1234 and refresh.failed == 0
+    assert all(chunk.remote == {} and chunk.error == "" for chunk in CatalogRefreshChunk.objects.filter(refresh=refresh))
