@@ -262,6 +262,12 @@ def inbound_batch_process(
         results: dict[int, tuple[str, str]] = {}
         for event in events:
             event.channel = channels[event.channel_id]
+            if event.channel.mode == Channel.Mode.SHADOW:
+                # A shadow channel runs beside the integration that still counts its orders:
+                # they are kept, readable, and move no stock here.
+                parsed.append(None)
+                results[event.pk] = (InboundEvent.Status.IGNORED, "shadow channel: orders are recorded, not applied")
+                continue
             try:
                 parsed.append(inbound_parser(event.channel.kind).parse(
                     headers=event.headers, body=event.body.encode("utf-8")))

@@ -141,8 +141,9 @@ def mapping_save(*, channel: Channel, mapping: AttributeMapping | None = None, *
     try:
         with transaction.atomic():
             mapping.save()
+            # A disabled mapping says "known, not sent": it resolves the drift as well.
+            schema_drift_mapped(channel=channel, attribute=mapping.pim_attribute)
             if mapping.enabled:
-                schema_drift_mapped(channel=channel, attribute=mapping.pim_attribute)
                 mapping_content_owe(channel=channel, attribute=mapping.pim_attribute)
     except IntegrityError:
         raise MappingInvalid({"pim_attribute": [
@@ -180,10 +181,6 @@ def mapping_delete(*, mapping: AttributeMapping) -> None:
     mapping.delete()
 
 
-def mappings_of(channel_id: int) -> list[AttributeMapping]:
-    return list(AttributeMapping.objects.filter(channel_id=channel_id, enabled=True))
-
-
 def _value_for(mappings: list[AttributeMapping], product_type: str) -> list[AttributeMapping]:
     """Per PIM attribute the mapping that applies: one for this product type first, then one
     for every product type."""
@@ -206,10 +203,11 @@ def mapping_apply(*, channel: Channel, items: Sequence[PushItem]) -> list[PushIt
         return list(items)
     from .schema_drift import schema_drift_note
 
-    mappings = mappings_of(channel.pk)
+    every_mapping = list(AttributeMapping.objects.filter(channel_id=channel.pk))
     product_type = str(channel.settings.get("product_type") or "")
-    applying = _value_for(mappings, product_type)
-    mapped_keys = {m.pim_attribute for m in applying}
+    applying = _value_for([m for m in every_mapping if m.enabled], product_type)
+    # Known attributes: mapped, or mapped and disabled on purpose (never sent, never drift).
+    mapped_keys = {m.pim_attribute for m in every_mapping if m.product_type in ("", product_type)}
     product_attributes = dict(
         Variant.objects.filter(sku__in=[i.sku for i in items if i.aspect == "content"])
         .values_list("sku", "product__attributes")

@@ -234,9 +234,14 @@ def _received(live, store: str, event_type: str, sku: str | None = None) -> list
     ]
 
 
-def _last_received(live, store: str, event_type: str, sku: str | None = None) -> dict:
-    entries = wait_until(lambda: _received(live, store, event_type, sku), timeout=15,
-                         message=f"{store} never received {event_type} {sku or ''}")
+def _last_received(live, store: str, event_type: str, sku: str | None = None, *, where=None) -> dict:
+    """The last such event the store received, once there is one (and, with `where`, once the
+    last one satisfies it: e.g. the stock figure of the latest change, not of an earlier one)."""
+    def ready():
+        entries = _received(live, store, event_type, sku)
+        return entries if entries and (where is None or where(entries[-1]["event"])) else None
+
+    entries = wait_until(ready, timeout=15, message=f"{store} never received {event_type} {sku or ''}")
     return entries[-1]
 
 
@@ -261,7 +266,8 @@ def test_an_event_of_each_type_sent_through_the_stack_validates_against_its_publ
     sent = {
         ("price.updated", 2): _last_received(live, f"{store_name}-latest", "price.updated", "CT-1"),
         ("price.updated", 1): _last_received(live, f"{store_name}-v1", "price.updated", "CT-1"),
-        ("inventory.updated", 1): _last_received(live, f"{store_name}-latest", "inventory.updated", "CT-1"),
+        ("inventory.updated", 1): _last_received(live, f"{store_name}-latest", "inventory.updated", "CT-1",
+                                                 where=lambda event: event["data"]["available"] == 4),
         ("product.updated", 1): _last_received(live, f"{store_name}-latest", "product.updated", "CT-1"),
         ("alert.opened", 1): _last_received(live, alerts_store, "alert.opened"),
         ("alert.cleared", 1): _last_received(live, alerts_store, "alert.cleared"),

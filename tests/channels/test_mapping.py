@@ -212,3 +212,24 @@ def test_each_store_kind_sends_only_the_mapped_attributes_in_its_content_body():
     assert woo == [{"name": "fabric", "visible": True, "options": ["cotton"]}]
     for body in (amazon, magento, woo):
         assert "secret_note" not in str(body) and "internal" not in str(body)
+
+
+@pytest.mark.django_db
+def test_a_disabled_mapping_keeps_an_attribute_off_the_channel_without_flagging_it():
+    # given: a WooCommerce channel sends `color`; `season` is known and kept off it on purpose
+    from channels.adapters.base import PushItem
+    from channels.services.mapping import mapping_apply, mapping_save
+
+    channel = ChannelFactory(kind="woocommerce", credentials={"consumer_key": "ck", "consumer_secret": "cs"})
+    product_with_variants(handle="m-off", skus=["M-OFF-1"])
+    Product.objects.filter(handle="m-off").update(attributes={"color": "red", "season": "winter"})
+    mapping_save(channel=channel, pim_attribute="color", target="Color")
+    mapping_save(channel=channel, pim_attribute="season", target="Season", enabled=False)
+
+    # when
+    [item] = mapping_apply(channel=channel, items=[PushItem(sku="M-OFF-1", aspect="content", version=1)])
+
+    # then
+    assert [(m.target, m.value) for m in item.mapped_attributes] == [("Color", "red")]
+    assert not UnmappedAttribute.objects.filter(channel=channel, resolved_at__isnull=True).exists()
+    assert not Alert.objects.filter(channel=channel, kind="schema_drift", cleared_at__isnull=True).exists()

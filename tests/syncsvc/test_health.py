@@ -76,7 +76,7 @@ def test_a_stale_beat_and_a_worker_missing_queues_are_named(live, dead_heartbeat
     # then
     assert status == 503 and body["failed"] == ["beat", "workers"]
     assert body["workers"] == ["only-sync@host"]
-    assert body["checks"]["workers"] == "error: no live worker consumes inbound, maintenance"
+    assert body["checks"]["workers"] == "error: no live worker consumes bulk, inbound, maintenance"
     assert "last beat heartbeat" in body["checks"]["beat"]
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def channel():
-    channel = ChannelFactory(name="shop", kind="woocommerce", credentials={"consumer_key": "k", "consumer_secret": "s"})
+    # Shopify takes price and stock in its pushes (content goes by its nightly bulk refresh).
+    channel = ChannelFactory(name="shop", kind="shopify", credentials={"access_token": "shpat_x"})
     product_with_variants(skus=["R-1", "R-2", "R-3"])
     return channel
 

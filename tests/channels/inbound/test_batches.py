@@ -297,3 +297,19 @@ def test_a_woocommerce_refund_of_a_reserved_order_commits_it_as_the_store_counts
 
     # then: no reservation left to expire and give the unit back
     assert stock_totals(sku="W-2") == (4, 0)
+
+
+def test_a_shadow_channels_orders_are_kept_but_move_no_stock():
+    # given: a shadow channel runs beside the integration that still counts its orders
+    product_with_variants(handle="sh", skus=["SH-1"], stock=5)
+    channel = _shop()
+    Channel.objects.filter(pk=channel.pk).update(mode=Channel.Mode.SHADOW)
+    event = _store(channel, "orders/paid", _order(4001, [(1, "SH-1", 2)], status="paid"))
+
+    # when
+    inbound_batch_process(channel_id=channel.pk)
+
+    # then
+    event.refresh_from_db()
+    assert event.status == "ignored" and "shadow" in event.detail
+    assert stock_totals(sku="SH-1") == (5, 0) and not OrderLine.objects.exists()
