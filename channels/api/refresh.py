@@ -25,6 +25,7 @@ from ..services.catalog_refresh import (
     catalog_refresh_start,
 )
 from ..services.refresh_schedule import refresh_schedule_describe
+from .params import int_param
 
 OPS = ("ops",)
 CHUNKS_DEFAULT = 100
@@ -36,19 +37,6 @@ class ChunkSerializer(serializers.ModelSerializer):
         model = CatalogRefreshChunk
         fields = ("seq", "first_variant_id", "last_variant_id", "size", "status", "remote", "starts", "polls", "ok",
                   "failed", "failures", "error", "started_at", "finished_at", "next_poll_at")
-
-
-def _int_param(request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: ["must be a whole number"]}) from None
-    if value < low or (high is not None and value > high):
-        raise ValidationError({name: [f"must be between {low} and {high}" if high is not None else f"must be >= {low}"]})
-    return value
 
 
 class CatalogRefreshView(APIView):
@@ -73,7 +61,7 @@ class CatalogRefreshView(APIView):
     def get(self, request, pk):
         """The channel's refreshes, newest first, with progress; and its schedule."""
         channel = get_object_or_404(Channel, pk=pk)
-        limit = _int_param(request, "limit", 20, 1, 100)
+        limit = int_param(request, "limit", 20, 1, 100)
         refreshes = CatalogRefresh.objects.filter(channel=channel).order_by("-created_at")[:limit]
         return Response({
             "schedule": refresh_schedule_describe(channel),
@@ -92,8 +80,8 @@ class CatalogRefreshDetailView(APIView):
             if wanted not in CatalogRefreshChunk.Status.values:
                 raise ValidationError({"status": [f"one of {', '.join(CatalogRefreshChunk.Status.values)}"]})
             chunks = chunks.filter(status=wanted)
-        limit = _int_param(request, "limit", CHUNKS_DEFAULT, 1, CHUNKS_MAX)
-        offset = _int_param(request, "offset", 0, 0, None)
+        limit = int_param(request, "limit", CHUNKS_DEFAULT, 1, CHUNKS_MAX)
+        offset = int_param(request, "offset", 0, 0, None)
         page = list(chunks[offset:offset + limit + 1])
         return Response({
             **catalog_refresh_progress(refresh),

@@ -20,6 +20,7 @@ from ..models import Channel, Incident, ResyncItem, ResyncJob
 from ..services.live_values import can_read_back
 from ..services.resync import ResyncError, resync_progress, resync_start
 from ..tasks import reconcile_channel_task
+from .params import int_param
 
 OPS = ("ops",)
 ITEMS_DEFAULT = 100
@@ -86,7 +87,7 @@ class ResyncView(APIView):
         """The channel's resync jobs, newest first, with their progress."""
         channel = get_object_or_404(Channel, pk=pk)
         jobs = ResyncJob.objects.filter(channel=channel).select_related("channel").order_by("-created_at")
-        limit = _int_param(request, "limit", 20, 1, 100)
+        limit = int_param(request, "limit", 20, 1, 100)
         return Response({"results": [resync_progress(job) for job in jobs[:limit]]})
 
 
@@ -101,8 +102,8 @@ class ResyncJobView(APIView):
             if state not in ResyncItem.State.values:
                 raise ValidationError({"state": [f"one of {', '.join(ResyncItem.State.values)}"]})
             items = items.filter(state=state)
-        limit = _int_param(request, "limit", ITEMS_DEFAULT, 1, ITEMS_MAX)
-        offset = _int_param(request, "offset", 0, 0, None)
+        limit = int_param(request, "limit", ITEMS_DEFAULT, 1, ITEMS_MAX)
+        offset = int_param(request, "offset", 0, 0, None)
         counts = dict(ResyncItem.objects.filter(job=job).values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
         page = list(items[offset:offset + limit + 1])
         return Response({
@@ -140,16 +141,3 @@ class IncidentList(generics.ListAPIView):
                 raise ValidationError({"open": ["true or false"]})
             incidents = incidents.filter(recovered_at__isnull=opened == "true")
         return incidents
-
-
-def _int_param(request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: ["must be a whole number"]}) from None
-    if value < low or (high is not None and value > high):
-        raise ValidationError({name: [f"must be between {low} and {high}" if high else f"must be at least {low}"]})
-    return value
