@@ -115,12 +115,15 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Catalog, stock and channel sync control for the PIM and operators.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "syncsvc.openapi.error_responses"],
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+# Only the broker moves (e.g. RabbitMQ, `amqp://`): wake-up flags, rate-limit buckets and
+# heartbeats stay in REDIS_URL. Empty (as compose passes an unset one) means REDIS_URL.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -152,8 +155,13 @@ CELERY_TASK_ROUTES = {
     "channels.catalog_refresh_scheduled": {"queue": "bulk"},
     "channels.catalog_refresh_advance": {"queue": "maintenance"},
 }
-# Longer than any countdown we use, so a delayed wake-up is never redelivered early.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis: longer than any countdown we use, so a delayed wake-up is never redelivered early.
+# RabbitMQ has no visibility timeout: an unacknowledged message (acks_late, and a countdown
+# task a worker holds until it is due) is redelivered when its consumer goes; the server's
+# consumer_timeout (30 min by default) must stay above the longest countdown (docker/).
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")) else {}
+)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
