@@ -49,7 +49,7 @@ if __name__ == "__main__":
     role = sys.argv[1] if len(sys.argv) > 1 else "web"
     try:
         problem = CHECKS[role]()
-    except Exception as exc:  # any failure to ask is unhealthy, said plainly
+    except Exception as exc:  # noqa: BLE001 -- any failure to ask is unhealthy, said plainly
         problem = f"{exc.__class__.__name__}: {exc}"
     if problem:
         print(f"{role}: {problem}", file=sys.stderr)
