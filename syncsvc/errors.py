@@ -58,3 +58,14 @@ def exception_handler(exc, context):
     elif isinstance(response.data, dict) and "detail" in response.data:
         response.data = {"detail": str(response.data["detail"]), "errors": {}}
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: a path no URL matches (an id that is not a number, ...). Under the API it is
+    JSON in the error shape like every other answer there; elsewhere Django's own page."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith(("/api/", "/webhooks/")):
+        return JsonResponse({"detail": "Not found.", "errors": {}}, status=http.HTTP_404_NOT_FOUND)
+    return page_not_found(request, exception)

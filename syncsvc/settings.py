@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "syncsvc.logcontext.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "syncsvc.nulguard.NulGuardMiddleware",
     # The admin's static files from gunicorn itself (no front server needed, none in tests).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -108,6 +109,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # DRF's JSON parser, refusing NUL characters and over-deep nesting with a 400 (see the module).
+    "DEFAULT_PARSER_CLASSES": ["syncsvc.parsers.StrictJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "EXCEPTION_HANDLER": "syncsvc.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {

@@ -24,3 +24,5 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("webhooks/<int:channel_id>/", channel_webhook, name="channel-webhook"),
 ]
+
+handler404 = "syncsvc.errors.not_found"

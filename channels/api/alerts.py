@@ -7,6 +7,7 @@ from django.db.models import F, Q
 from rest_framework import generics, serializers
 
 from ..models import Alert
+from .filters import UtcIsoDateTimeFilter
 
 BOOLEAN_CHOICES = [("true", "true"), ("false", "false")]
 
@@ -15,7 +16,7 @@ class AlertFilter(django_filters.FilterSet):
     open = django_filters.ChoiceFilter(choices=BOOLEAN_CHOICES, method="filter_open", help_text="true: open only; false: cleared only.")
     channel = django_filters.CharFilter(method="filter_channel", help_text="Channel id or name.")
     kind = django_filters.ChoiceFilter(choices=Alert.Kind.choices)
-    since = django_filters.IsoDateTimeFilter(
+    since = UtcIsoDateTimeFilter(
         method="filter_since", help_text="Alerts open at some time since then (still open, or cleared since)."
     )
 
@@ -27,7 +28,7 @@ class AlertFilter(django_filters.FilterSet):
         return queryset.filter(cleared_at__isnull=value == "true")
 
     def filter_channel(self, queryset, name, value):
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return queryset.filter(channel_id=int(value))
         return queryset.filter(channel__name=value)
 

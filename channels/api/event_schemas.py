@@ -55,7 +55,7 @@ class EventSchemaView(APIView):
     def get(self, request, event_type: str, version: str):
         """The JSON Schema (draft 2020-12) of one event type at one version."""
         number = version.removeprefix("v")
-        if not number.isdigit():
+        if not (number.isascii() and number.isdigit()) or len(number) > 9:
             raise NotFound(f"version must be a number like 2, got {version!r}")
         try:
             schema = event_schema(event_type, int(number))

@@ -1,11 +1,32 @@
 from __future__ import annotations
 
+from datetime import UTC
+
 import django_filters
 from django import forms
+from django_filters.fields import IsoDateTimeField
 
 from ..models import Channel, SyncAttempt
 
 FAILED = [SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED]
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """ISO 8601, as UTC: PostgreSQL refuses offsets beyond 15:59 that Python accepts (a 500
+    otherwise), and a time whose UTC is outside the years 1-9999 is a 400."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("Out of range.", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class SyncAttemptForm(forms.Form):
@@ -16,7 +37,7 @@ class SyncAttemptForm(forms.Form):
         value = (self.cleaned_data.get("channel") or "").strip()
         if not value:
             return None
-        channels = Channel.objects.filter(pk=int(value)) if value.isdigit() else Channel.objects.filter(name=value)
+        channels = Channel.objects.filter(pk=int(value)) if value.isascii() and value.isdigit() else Channel.objects.filter(name=value)
         channel_id = channels.values_list("pk", flat=True).first()
         if channel_id is None:
             raise forms.ValidationError(f"No channel with id or name {value!r}.")
@@ -40,8 +61,8 @@ class SyncAttemptFilter(django_filters.FilterSet):
         method="filter_resolved", choices=[("true", "true"), ("false", "false")],
         help_text="Failed or throttled attempts that a later success resolved (true) or not yet (false).",
     )
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="ISO 8601, inclusive.")
-    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt", help_text="ISO 8601, exclusive.")
+    since = UtcIsoDateTimeFilter(field_name="timestamp", lookup_expr="gte", help_text="ISO 8601, inclusive.")
+    until = UtcIsoDateTimeFilter(field_name="timestamp", lookup_expr="lt", help_text="ISO 8601, exclusive.")
 
     class Meta:
         model = SyncAttempt

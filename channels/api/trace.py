@@ -16,7 +16,7 @@ class ChangeTraceView(APIView):
         first after the change to the first success, retries between), each hop's timestamp
         (committed, enqueued, started, acknowledged, verified) and the durations between them,
         the outcome (delivered, pending, failed, not owed) and whether it was coalesced."""
-        if not change_id.isdigit() or len(change_id) > 18:
+        if not (change_id.isascii() and change_id.isdigit()) or len(change_id) > 18:
             raise ValidationError({"id": ["A change id is a positive integer."]})
         trace = change_trace(change_id=int(change_id))
         if trace is None:

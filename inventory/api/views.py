@@ -9,6 +9,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from syncsvc.openapi import Error
+
 from .. import services
 from ..errors import BulkRowsError, InventoryError
 from ..models import Product, Variant
@@ -46,6 +48,11 @@ class ProductViewSet(
         variants = data.pop("variants", None)
         services.product_update(product=product, fields=data, variants=variants)
         return Response(s.ProductOutput(self.get_queryset().get(pk=product.pk)).data)
+
+    @extend_schema(responses={204: None, 409: Error})
+    def destroy(self, request, *args, **kwargs):
+        """A product with stock movements in the ledger is kept: 409."""
+        return super().destroy(request, *args, **kwargs)
 
     def perform_destroy(self, instance):
         services.product_delete(product=instance)
@@ -107,7 +114,7 @@ def _movements(request, input_class, service):
 class AdjustmentsView(APIView):
     write_roles = PIM
 
-    @extend_schema(request=s.AdjustmentInput, responses={200: s.MovementOutput, 201: s.MovementOutput})
+    @extend_schema(request=s.AdjustmentInput, responses={200: s.MovementOutput, 201: s.MovementOutput, 404: Error})
     def post(self, request):
         return _movements(request, s.AdjustmentInput, services.stock_adjust)
 
@@ -115,6 +122,6 @@ class AdjustmentsView(APIView):
 class CountsView(APIView):
     write_roles = PIM
 
-    @extend_schema(request=s.CountInput, responses={200: s.MovementOutput, 201: s.MovementOutput})
+    @extend_schema(request=s.CountInput, responses={200: s.MovementOutput, 201: s.MovementOutput, 404: Error})
     def post(self, request):
         return _movements(request, s.CountInput, services.stock_count)
