@@ -3,6 +3,7 @@
 #
 #   make run     set up, then run web, worker, beat, Flower and the sandbox until Ctrl-C
 #   make test    set up, then run the whole suite (PYTEST_ARGS="-x -k foo" to narrow it)
+#   make chaos   the fault-injection suite at full length (table in var/chaos-results.md)
 #
 # Environment honoured by run/test/demo/bench: DATABASE_URL, REDIS_URL (preset = used as is);
 # SYNCSVC_FORCE_EMBEDDED=1 (test/demo/bench: SQLite and embedded Redis even when PostgreSQL
@@ -19,7 +20,7 @@ SETUP_PYTHON ?=
 PYTHON_CANDIDATES := $(or $(SETUP_PYTHON),python3.11 python3)
 PYTEST_ARGS  ?=
 
-.PHONY: help setup run test demo bench browser
+.PHONY: help setup run test demo bench browser chaos
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -68,6 +69,11 @@ browser:
 
 demo: setup ## Run the scripted end-to-end scenario and print per-channel latency
 	@$(TESTENV) --label "make demo" -- sh -c '$(PY) manage.py migrate --noinput -v 0 && exec $(PY) manage.py demo'
+
+chaos: setup ## Run the fault-injection suite at full length; table in var/chaos-results.md
+	@rm -f var/chaos-results.md
+	@$(TESTENV) --label "make chaos" -- sh -c 'SYNCSVC_CHAOS=full $(PY) -m pytest tests/chaos $(PYTEST_ARGS); \
+	  status=$$?; cat var/chaos-results.md 2>/dev/null; exit $$status'
 
 bench: setup ## Run the benchmarks
 	@$(TESTENV) --label "make bench" -- $(PY) benchmarks/run.py

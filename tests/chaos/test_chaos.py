@@ -1,0 +1,46 @@
+"""Fault injection under load: each fault, one at a time, over three sandbox channels carrying
+price and stock changes and inbound sales; afterwards every channel shows what the PIM says,
+nothing is lost and every sale is counted once. `make chaos` runs every fault at full length
+(SYNCSVC_CHAOS=full); `make test` runs the short form (two faults, a few seconds each).
+The table goes to var/chaos-results.md (var/chaos-results-short.md for the short form)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.chaos.faults import FAULTS, FULL, SHORT, SHORT_FORM
+from tests.chaos.scenario import RESULTS_DIR, Scenario, write_table
+
+pytestmark = pytest.mark.stack
+FULL_RUN = os.environ.get("SYNCSVC_CHAOS") == "full"
+DURATIONS = FULL if FULL_RUN else SHORT
+SELECTED = list(FAULTS) if FULL_RUN else list(SHORT_FORM)
+
+
+@pytest.fixture(scope="module")
+def outcomes():
+    collected = []
+    yield collected
+    if collected:
+        name = "chaos-results.md" if FULL_RUN else "chaos-results-short.md"
+        command = "make chaos" if FULL_RUN else "make test (short form)"
+        print("\n" + write_table(collected, path=RESULTS_DIR / name, command=command))
+
+
+@pytest.mark.timeout(900 if FULL_RUN else 120)
+@pytest.mark.parametrize("fault_name", SELECTED)
+def test_under_load_a_fault_loses_nothing_and_counts_every_sale_once(live, web_url, outcomes, fault_name):
+    # given: three channels in sync, under a steady stream of changes and sales
+    scenario = Scenario(live, web_url)
+
+    # when: the fault strikes mid-stream and ends
+    outcome = scenario.run(fault_name, FAULTS[fault_name](DURATIONS), lead_in_s=2.0 if not FULL_RUN else 5.0,
+                           converge_timeout_s=180 if FULL_RUN else 60)
+    outcomes.append(outcome)
+
+    # then
+    assert outcome.tally.sales_accepted > 0 and outcome.tally.prices > 0 and outcome.in_flight > 0
+    assert outcome.expected_statuses <= set(outcome.error_answers), f"the fault never bit: {outcome.error_answers}"
+    assert outcome.double_counted_sales == 0, outcome.divergences
+    assert outcome.lost == 0 and outcome.converge_s is not None, outcome.divergences[:20]
