@@ -1,5 +1,6 @@
-"""A NUL character in an API or webhook URL (path or query) is a 400 before any view runs:
-PostgreSQL refuses it in every text column, so a lookup by it would be a 500."""
+"""A NUL character in an API or webhook request's path, query or headers is a 400 before any
+view runs: PostgreSQL refuses it in every text column, so a lookup (or a webhook's event id
+header stored) with it would be a 500."""
 from __future__ import annotations
 
 from django.http import JsonResponse
@@ -18,6 +19,9 @@ class NulGuardMiddleware:
             for name, values in request.GET.lists():
                 if "\x00" in name or any("\x00" in value for value in values):
                     return _refused(name.replace("\x00", "\\u0000"))
+            for name, value in request.headers.items():
+                if "\x00" in value:
+                    return _refused(name)
         return self.get_response(request)
 
 

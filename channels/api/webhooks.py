@@ -35,7 +35,7 @@ def channel_webhook(request, channel_id: int):
     content_type = request.content_type or ""
     if content_type not in ("application/json", _FORM, ""):
         return _refused(415, f"Content-Type must be application/json, got {content_type!r}")
-    body = request.read(limit + 1)
+    body = _body(request, declared, limit)
     if len(body) > limit:
         return _refused(413, f"body is over the limit of {limit} bytes")
     try:
@@ -43,3 +43,13 @@ def channel_webhook(request, channel_id: int):
     except WebhookRefused as error:
         return _refused(error.status, error.message)
     return JsonResponse(receipt.body, status=receipt.status)
+
+
+def _body(request, declared: int, limit: int) -> bytes:
+    """At most `limit + 1` bytes of the body. Django reads a body without Content-Length as
+    empty; a chunked one (a relay's, or an attacker's) is read from the server's de-chunked
+    stream when it says that stream ends (`wsgi.input_terminated`, as gunicorn does), so
+    it is checked like any other and is a 413 past the limit, not an empty body."""
+    if not declared and "Content-Length" not in request.headers and request.META.get("wsgi.input_terminated"):
+        return request.META["wsgi.input"].read(limit + 1)
+    return request.read(limit + 1)

@@ -7,8 +7,10 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
+
+from syncsvc.parsers import nul_paths
 
 
 class WebhookRefused(Exception):
@@ -129,18 +131,28 @@ def parse_time(value) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # In UTC: PostgreSQL refuses offsets past 15:59 that Python reads (up to 23:59); a time
+        # whose UTC leaves the years 1-9999 is as good as none.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
 
 
 def json_object(body: bytes) -> dict:
+    """The body as a JSON object. Nesting deeper than the parser recurses and NUL characters
+    (which no PostgreSQL text or jsonb value holds) are malformed, like broken JSON."""
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedPayload(f"body is not JSON: {error}") from None
+    except RecursionError:
+        raise MalformedPayload("body is not JSON we accept: nested too deeply") from None
     if not isinstance(payload, dict):
         raise MalformedPayload("body must be a JSON object")
+    where = nul_paths(payload)
+    if where:
+        raise MalformedPayload(f"{where[0]}: null characters are not allowed")
     return payload
 
 
