@@ -17,6 +17,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from syncsvc.openapi import Error
+
 from ..models import CatalogRefresh, CatalogRefreshChunk, Channel
 from ..services.catalog_refresh import (
     RefreshError,
@@ -42,7 +44,7 @@ class ChunkSerializer(serializers.ModelSerializer):
 class CatalogRefreshView(APIView):
     write_roles = OPS
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: dict, 409: Error})
     def post(self, request, pk):
         """Refresh the channel's whole catalog content now through its bulk path."""
         channel = get_object_or_404(Channel, pk=pk)
@@ -94,7 +96,7 @@ class CatalogRefreshDetailView(APIView):
 class CatalogRefreshCancelView(APIView):
     write_roles = OPS
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: dict, 409: Error})
     def post(self, request, pk, refresh_id):
         """Stop the refresh: no chunk starts after this."""
         refresh = get_object_or_404(CatalogRefresh, pk=refresh_id, channel_id=pk)

@@ -16,6 +16,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from syncsvc.openapi import Error
+
 from ..models import Channel, Incident, ResyncItem, ResyncJob
 from ..services.live_values import can_read_back
 from ..services.resync import ResyncError, resync_progress, resync_start
@@ -118,7 +120,7 @@ class ResyncJobView(APIView):
 class ReconcileNowView(APIView):
     write_roles = OPS
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: dict, 409: Error})
     def post(self, request, pk):
         """Read the channel's next batch of live values now (beyond its paced cycle)."""
         channel = get_object_or_404(Channel, pk=pk)

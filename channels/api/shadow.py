@@ -6,12 +6,15 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from inventory.models import Variant
+from syncsvc.openapi import Error
 
 from ..models import Channel
 from ..services.live_values import ReadFailed, ReadThrottled, can_read_back
@@ -24,6 +27,7 @@ class ShadowDiffPagination(LimitOffsetPagination):
 
 
 class ShadowDiffView(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 409: Error, 429: Error, 502: Error})
     def get(self, request, pk):
         channel = get_object_or_404(Channel, pk=pk)
         unknown = set(request.query_params) - {"sku", "limit", "offset"}
