@@ -54,7 +54,7 @@ def _seed() -> dict:
     attribute mapping, a resync job and a catalog refresh."""
     from django.utils import timezone
 
-    from channels.models import AttributeMapping, Channel, CatalogRefresh, ResyncJob
+    from channels.models import AttributeMapping, CatalogRefresh, Channel, ResyncJob
     from inventory.models import Product
 
     if not Product.objects.filter(handle="fuzz").exists():
