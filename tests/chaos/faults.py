@@ -20,10 +20,11 @@ class Durations:
     slow_s: float  # 2 s answers
     kills: int  # SIGKILLs per kill fault
     between_kills_s: float
+    beat_stopped_s: float
 
 
-FULL = Durations(outage_s=60, storm_s=30, tokens_s=20, slow_s=30, kills=3, between_kills_s=5)
-SHORT = Durations(outage_s=5, storm_s=3, tokens_s=3, slow_s=5, kills=2, between_kills_s=1.5)
+FULL = Durations(outage_s=60, storm_s=30, tokens_s=20, slow_s=30, kills=3, between_kills_s=5, beat_stopped_s=300)
+SHORT = Durations(outage_s=5, storm_s=3, tokens_s=3, slow_s=5, kills=2, between_kills_s=1.5, beat_stopped_s=3)
 
 
 def _mid_flush() -> bool:
@@ -124,6 +125,27 @@ def slow_channel(durations: Durations, kind: str = "woocommerce"):
     return fault
 
 
+def beat_stopped_then_two_beats(durations: Durations):
+    """Beat stops for `beat_stopped_s` (a pool child is killed mid-flush meanwhile, so the
+    sweep beat runs is owed work), then two beats start at once; afterwards one is left."""
+
+    def fault(scenario, driver) -> frozenset[int]:
+        processes = scenario.live.processes
+        processes.children["beat"].stop()
+        _strike_mid_flush(scenario)
+        for pid in processes.worker_children():
+            os.kill(pid, signal.SIGKILL)
+        driver.wait(durations.beat_stopped_s)
+        processes.start_beat()
+        second = processes.start_beat(name="beat-2")
+        driver.wait(max(3.0, durations.beat_stopped_s / 10))
+        second.stop()
+        del processes.children["beat-2"]
+        return frozenset()
+
+    return fault
+
+
 FAULTS = {
     "worker pool child SIGKILLed mid-flush": kill_worker_child,
     "worker main process SIGKILLed mid-flush, restarted": kill_worker_main,
@@ -131,5 +153,6 @@ FAULTS = {
     "Shopify 429 storm with Retry-After": lambda durations: channel_answering(429, durations.storm_s),
     "Shopify tokens expiring (401)": lambda durations: expired_tokens(durations.tokens_s),
     "WooCommerce answering in 2 s instead of 20 ms": slow_channel,
+    "beat stopped (a pool child killed meanwhile), then two beats at once": beat_stopped_then_two_beats,
 }
 SHORT_FORM = ("worker pool child SIGKILLed mid-flush", "Shopify answering 503")
