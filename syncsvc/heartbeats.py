@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from typing import ClassVar
 
 import redis
 from django.conf import settings
+
+from .redis_clients import redis_for
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +143,6 @@ def install(app) -> None:
         beat_heartbeat_write(redis_client())
 
 
-_redis: dict[int, object] = {}  # one client (and its connection pool) per process, not per call
-
-
 def redis_client():
     """Short timeouts: a health check must answer even when Redis does not."""
-    pid = os.getpid()  # a forked worker must not share its parent's sockets
-    client = _redis.get(pid)
-    if client is None:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-        _redis.clear()
-        _redis[pid] = client
-    return client
+    return redis_for("health", timeout_s=1, connect_timeout_s=1)

@@ -240,14 +240,15 @@ def _deliver_batch(channel, adapter, marks, claimer, enqueued_at, *, probe: bool
         )
         thresholds_settle(verdicts=verdicts, marks=by_key, claimer=claimer)
         marks_clear(mark_ids=delivered, claimer=claimer, hot_delay_s=settings.SYNCSVC["HOT_COALESCE_S"])
-        # Earlier failures of what was delivered now are resolved (also when a resync reset
-        # the marks' retry counts): a small partial index of open failures serves it.
-        if delivered:
+        # Earlier failures of what was delivered now are resolved (a mark that failed keeps
+        # its last error until it is delivered, also through a resync's fresh retry budget).
+        had_failed = {m.id for m in marks if m.attempts or m.last_error}
+        if had_failed.intersection(delivered):
             SyncAttempt.objects.filter(
                 channel=channel, resolved_at__isnull=True, status__in=[SyncAttempt.Status.FAILURE, SyncAttempt.Status.THROTTLED],
                 sku__in=[r.sku for r in results if r.ok],
             ).update(resolved_at=timezone.now())
-        error = next((f"{r.code}: {r.message}"[:255] for r in results if not r.ok), "")
+        error = _first_error(results)
         marks_retry_later(mark_ids=throttled, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=False)
         marks_retry_later(mark_ids=retry, claimer=claimer, delay_s=retry_delay, error=error, count_attempt=not probe)
         for mark_id, result in give_up:

@@ -211,7 +211,9 @@ def _owe(channel: Channel, variant_ids: list[int], aspects: list[str], *, all_sk
     ).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
     if not all_skus:
         waiting = waiting.filter(variant_id__in=variant_ids)
-    waiting.update(due_at=now, attempts=0, failed_at=None, last_error="")
+    # A fresh retry budget; `last_error` stays: it is how the flush knows the delivery resolves
+    # earlier failures in the sync log.
+    waiting.update(due_at=now, attempts=0, failed_at=None)
 
 
 # --- progress --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from syncsvc import heartbeats
+from syncsvc import heartbeats, redis_clients
 from syncsvc.heartbeats import redis_client
 from syncsvc.processes import QUEUES
 from tests.support.sandbox import wait_until
@@ -120,7 +120,7 @@ def test_a_stopped_worker_removes_its_heartbeat(live):
 def test_liveness_asks_nothing_of_the_database_or_redis(db, django_assert_num_queries, monkeypatch):
     # given: Redis unreachable for this process
     monkeypatch.setattr(settings, "REDIS_URL", "redis://127.0.0.1:1/0")
-    heartbeats._redis.clear()
+    redis_clients._clients.clear()
     client = Client()
     try:
         # when / then
@@ -131,4 +131,4 @@ def test_liveness_asks_nothing_of_the_database_or_redis(db, django_assert_num_qu
         assert status == 503 and body["checks"]["redis"].startswith("error: ")
         assert body["failed"] == ["beat", "redis", "workers"]
     finally:
-        heartbeats._redis.clear()
+        redis_clients._clients.clear()
