@@ -18,6 +18,7 @@ from ..services.catalog_refresh import (
     catalog_refresh_start,
 )
 from ..services.refresh_schedule import refresh_schedule_sync
+from .progress import eta_text, progress_text
 
 SHOWN_CHUNKS = 100
 
@@ -73,17 +74,13 @@ class CatalogRefreshAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Done / total")
     def progress(self, refresh: CatalogRefresh) -> str:
-        state = catalog_refresh_progress(refresh)
-        return f"{state['done']} / {state['total']} ({state['percent']}%)"
+        return progress_text(catalog_refresh_progress(refresh))
 
     @admin.display(description="ETA")
     def eta(self, refresh: CatalogRefresh) -> str:
         if refresh.finished_at:
             return "finished"
-        seconds = catalog_refresh_progress(refresh)["eta_s"]
-        if seconds is None:
-            return "not known yet"
-        return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+        return eta_text(catalog_refresh_progress(refresh)["eta_s"])
 
     @admin.display(description="Chunks")
     def chunks_shown(self, refresh: CatalogRefresh) -> str:

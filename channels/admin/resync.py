@@ -13,6 +13,7 @@ from inventory.models import Variant
 from ..models import Channel, Drift, Incident, ResyncItem, ResyncJob
 from ..services.incidents import failed_skus, failures_since
 from ..services.resync import ResyncError, resync_cancel, resync_progress, resync_start
+from .progress import eta_text, progress_text
 
 SHOWN_ITEMS = 100
 
@@ -86,15 +87,13 @@ class ResyncJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Done / total")
     def progress(self, job: ResyncJob) -> str:
-        state = resync_progress(job)
-        return f"{state['done']} / {state['total']} ({state['percent']}%)"
+        return progress_text(resync_progress(job))
 
     @admin.display(description="ETA")
     def eta(self, job: ResyncJob) -> str:
         if job.finished_at:
             return "finished"
-        seconds = resync_progress(job)["eta_s"]
-        return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+        return eta_text(resync_progress(job)["eta_s"])
 
     @admin.display(description="Items (those needing attention first)")
     def items_shown(self, job: ResyncJob) -> str:

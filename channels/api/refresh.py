@@ -28,6 +28,7 @@ from ..services.catalog_refresh import (
 )
 from ..services.refresh_schedule import refresh_schedule_describe
 from .params import int_param
+from .refusals import refusal_response
 
 OPS = ("ops",)
 CHUNKS_DEFAULT = 100
@@ -54,9 +55,7 @@ class CatalogRefreshView(APIView):
             refresh = catalog_refresh_start(channel=channel, trigger=CatalogRefresh.Trigger.MANUAL,
                                             requested_by=request.user.get_username())
         except RefreshError as error:
-            if error.status == 400:
-                raise ValidationError({error.field: [error.message]}) from None
-            return Response({"detail": error.message, "errors": {error.field: [error.message]}}, status=error.status)
+            return refusal_response(error)
         return Response(catalog_refresh_progress(refresh), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: dict})

@@ -23,6 +23,7 @@ from ..services.live_values import can_read_back
 from ..services.resync import ResyncError, resync_progress, resync_start
 from ..tasks import reconcile_channel_task
 from .params import int_param
+from .refusals import refusal_response
 
 OPS = ("ops",)
 ITEMS_DEFAULT = 100
@@ -59,12 +60,6 @@ class IncidentSerializer(serializers.ModelSerializer):
         fields = ("id", "title", "cause", "channels", "skus", "detected_at", "recovered_at", "resync_jobs", "alerts")
 
 
-def _refused(error: ResyncError) -> Response:
-    if error.status == 400:
-        raise ValidationError({error.field: [error.message]})
-    return Response({"detail": error.message, "errors": {error.field: [error.message]}}, status=error.status)
-
-
 class ResyncView(APIView):
     write_roles = OPS
 
@@ -81,7 +76,7 @@ class ResyncView(APIView):
                 requested_by=request.user.get_username(), reason=data["reason"] or "requested through the API",
             )
         except ResyncError as error:
-            return _refused(error)
+            return refusal_response(error)
         return Response(resync_progress(job), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: dict})
