@@ -15,8 +15,9 @@ refunding more than was sold), 400 naming the field for bad input.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from .clock import iso
 from .messages import HttpError
@@ -132,19 +133,31 @@ class Refund:
 
 
 class OrderBook:
-    """A store's orders by id (as text: the path names them so)."""
+    """A store's orders by id (as text: the path names them so). `where` names the store in a 404."""
 
-    def __init__(self) -> None:
+    def __init__(self, where: str) -> None:
+        self._where = where
         self._orders: dict[str, Order] = {}
 
     def add(self, order: Order) -> None:
         self._orders[order.order_id] = order
 
-    def get(self, order_id: str, where: str) -> Order:
+    def get(self, order_id: str) -> Order:
         order = self._orders.get(order_id)
         if order is None:
-            raise HttpError(404, f"no order {order_id!r} in {where}")
+            raise HttpError(404, f"no order {order_id!r} in {self._where}")
         return order
+
+
+def refuse_payment(
+    lock: threading.Lock, book: OrderBook, order_id: str, body: dict[str, Any], *, maximum_deliveries: int, why: str
+) -> NoReturn:
+    """`pay` for a kind whose sales are paid at once: the body is checked as for any change, then
+    409 with the order's state (404 for an unknown order) and `why`."""
+    deliveries_of(body, maximum_deliveries)
+    with lock:
+        state = book.get(order_id).state
+    raise HttpError(409, f"order {order_id} is {state}: {why}")
 
 
 def deliveries_of(body: dict[str, Any], maximum: int) -> int:

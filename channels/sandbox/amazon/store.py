@@ -30,7 +30,7 @@ from urllib.parse import unquote
 from ..clock import iso
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
-from ..order_book import Order, OrderBook, OrderLine, deliveries_of
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refuse_payment
 from ..store import FieldParser, Store
 from ..typed_config import TypedConfig
 from ..validation import integer, reject_unknown_fields, text
@@ -108,7 +108,7 @@ class AmazonStore(TypedConfig, Store):
         self.documents: dict[str, FeedDocument] = {}
         self.feeds: dict[str, Feed] = {}
         self.deliveries = DeliveryLog()
-        self.orders = OrderBook()
+        self.orders = OrderBook(f"{self.kind}/{self.name}")
         self._last_feed_id = 50_000_000_000 + secrets.randbelow(10**9)
         self._subscription_id = str(uuid.uuid4())
 
@@ -496,12 +496,7 @@ class AmazonStore(TypedConfig, Store):
             raise HttpError(400, f"deliveries must be at most {MAX_DELIVERIES}, got {deliveries}")
         now = time.time()
         with self.lock:
-            url = self.config.get("webhook_url")
-            if not url:
-                raise HttpError(
-                    409,
-                    f'no webhook_url configured: POST /_sandbox/amazon/{self.name}/config {{"webhook_url": ...}} first',
-                )
+            url = self._notification_url()
             listing = self.listings.get(sku)
             available = quantity_of(listing.attributes) if listing is not None else None
             if listing is None or available is None or available < quantity:
@@ -540,7 +535,7 @@ class AmazonStore(TypedConfig, Store):
 
     def order_view(self, order_id: str) -> dict[str, Any]:
         with self.lock:
-            return self.orders.get(order_id, f"{self.kind}/{self.name}").view()
+            return self.orders.get(order_id).view()
 
     def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """The order is cancelled (by the buyer or the seller, before it ships): its quantity
@@ -548,7 +543,7 @@ class AmazonStore(TypedConfig, Store):
         deliveries = deliveries_of(body, MAX_DELIVERIES)
         with self.lock:
             url = self._notification_url()
-            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order = self.orders.get(order_id)
             order.check_can_cancel()
             now = time.time()
             changes = []
@@ -578,17 +573,21 @@ class AmazonStore(TypedConfig, Store):
 
     def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """Nothing to pay: a sale here reaches `Unshipped` (paid) at once."""
-        deliveries_of(body, MAX_DELIVERIES)
-        with self.lock:
-            state = self.orders.get(order_id, f"{self.kind}/{self.name}").state
-        raise HttpError(409, f"order {order_id} is {state}: an Amazon sale here is Unshipped (paid) at once")
+        refuse_payment(
+            self.lock,
+            self.orders,
+            order_id,
+            body,
+            maximum_deliveries=MAX_DELIVERIES,
+            why="an Amazon sale here is Unshipped (paid) at once",
+        )
 
     def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """The seller ships the order: ORDER_CHANGE says `Shipped` (the stock left at the sale)."""
         deliveries = deliveries_of(body, MAX_DELIVERIES)
         with self.lock:
             url = self._notification_url()
-            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order = self.orders.get(order_id)
             order.check_can_fulfill()
             now = time.time()
             order.fulfilled, order.updated_at = True, now

@@ -203,7 +203,7 @@ class MagentoStore(TypedConfig, Store):
         self.tokens = Tokens()
         self.bulks = BulkQueue(self.lock)
         self.orders: list[dict[str, Any]] = []
-        self.order_book = OrderBook()
+        self.order_book = OrderBook(f"{self.kind}/{self.name}")
         self.sales: list[dict[str, Any]] = []
 
     # --- routing ----------------------------------------------------------------------------
@@ -592,7 +592,7 @@ class MagentoStore(TypedConfig, Store):
 
     def order_view(self, order_id: str) -> dict[str, Any]:
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             return {**order.view(), "entity_id": order.resource["entity_id"], "status": order.resource["status"]}
 
     def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
@@ -600,7 +600,7 @@ class MagentoStore(TypedConfig, Store):
         its items show `qty_canceled` and the units go back on the default source."""
         deliveries_of(body, MAX_POLL_DELIVERIES)
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             order.check_can_cancel()
             if order.paid:
                 raise HttpError(409, f"order {order_id} is invoiced: Magento cannot cancel it, refund it instead")
@@ -617,7 +617,7 @@ class MagentoStore(TypedConfig, Store):
         """`POST /V1/order/{id}/refund` (a credit memo): only an invoiced order has anything to
         refund; `restock` is the credit memo's "Return to Stock"."""
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             refund = refund_of(body, order, MAX_POLL_DELIVERIES)
             if not order.paid:
                 raise HttpError(409, f"order {order_id} has no invoice: Magento refunds only what was invoiced (pay first)")
@@ -644,7 +644,7 @@ class MagentoStore(TypedConfig, Store):
         """`POST /V1/order/{id}/invoice`: the order is paid, `processing`."""
         deliveries_of(body, MAX_POLL_DELIVERIES)
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             order.check_can_pay()
             now = time.time()
             for line, item in self._lines(order):
@@ -660,7 +660,7 @@ class MagentoStore(TypedConfig, Store):
         """`POST /V1/order/{id}/ship`: an invoiced and shipped order is `complete`."""
         deliveries_of(body, MAX_POLL_DELIVERIES)
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             order.check_can_fulfill()
             if not order.paid:
                 # Magento would ship it and stay `processing`; the sandbox keeps one path.

@@ -56,7 +56,7 @@ from typing import Any, ClassVar
 
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
-from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of, refuse_payment
 from ..store import FieldParser, Store
 from ..typed_config import (
     ConfigParser,
@@ -183,7 +183,7 @@ class ShopifyStore(TypedConfig, Store):
         self._line_item_ids = itertools.count(LINE_ITEM_ID_BASE + 1)
         self._customer_ids = itertools.count(CUSTOMER_ID_BASE + 1)
         self._after_sale_ids = itertools.count(AFTER_SALE_ID_BASE + 1)
-        self.orders = OrderBook()
+        self.orders = OrderBook(f"{self.kind}/{self.name}")
         warm_up_in_background()
 
     # --- the real API ------------------------------------------------------------------------
@@ -410,7 +410,7 @@ class ShopifyStore(TypedConfig, Store):
 
     def order_view(self, order_id: str) -> dict[str, Any]:
         with self.lock:
-            return self.orders.get(order_id, f"{self.kind}/{self.name}").view()
+            return self.orders.get(order_id).view()
 
     def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """The merchant cancels an unfulfilled order: its committed units go back to
@@ -418,7 +418,7 @@ class ShopifyStore(TypedConfig, Store):
         deliveries = deliveries_of(body, MAX_DELIVERIES)
         with self.lock:
             config = self._webhook_config()
-            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order = self.orders.get(order_id)
             order.check_can_cancel()
             now = time.time()
             levels = [self._move_units(line.sku, line.refundable, to_available=True) for line in order.lines]
@@ -433,7 +433,7 @@ class ShopifyStore(TypedConfig, Store):
         committed count; restocked ones come back to available."""
         with self.lock:
             config = self._webhook_config()
-            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order = self.orders.get(order_id)
             refund = refund_of(body, order, MAX_DELIVERIES)
             now = time.time()
             record: ShopifyOrder = order.resource
@@ -453,17 +453,21 @@ class ShopifyStore(TypedConfig, Store):
 
     def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """Nothing to pay: a sale here is paid at checkout (`financial_status: paid`)."""
-        deliveries_of(body, MAX_DELIVERIES)
-        with self.lock:
-            state = self.orders.get(order_id, f"{self.kind}/{self.name}").state
-        raise HttpError(409, f"order {order_id} is {state}: a Shopify sale here is paid at checkout")
+        refuse_payment(
+            self.lock,
+            self.orders,
+            order_id,
+            body,
+            maximum_deliveries=MAX_DELIVERIES,
+            why="a Shopify sale here is paid at checkout",
+        )
 
     def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """The order ships: its committed units leave the shop (on_hand drops), `orders/fulfilled`."""
         deliveries = deliveries_of(body, MAX_DELIVERIES)
         with self.lock:
             config = self._webhook_config()
-            order = self.orders.get(order_id, f"{self.kind}/{self.name}")
+            order = self.orders.get(order_id)
             order.check_can_fulfill()
             now = time.time()
             for line in order.lines:

@@ -51,7 +51,7 @@ from urllib.parse import quote, urlencode
 from ..clock import iso
 from ..faults import InjectedFault
 from ..messages import HttpError, Request, Response
-from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of
+from ..order_book import Order, OrderBook, OrderLine, deliveries_of, refund_of, refuse_payment
 from ..store import FieldParser, Store
 from ..typed_config import TypedConfig, choice, positive_integer, positive_number
 from ..validation import integer, reject_unknown_fields, text
@@ -220,7 +220,7 @@ class WooCommerceStore(TypedConfig, Store):
         super().__init__(name)
         self.catalog = Catalog()
         self.orders: dict[int, dict[str, Any]] = {}
-        self.order_book = OrderBook()
+        self.order_book = OrderBook(f"{self.kind}/{self.name}")
         self.sales: list[dict[str, Any]] = []
         self.authenticator = Authenticator()
         self.host_bucket = TokenBucket()
@@ -827,7 +827,7 @@ class WooCommerceStore(TypedConfig, Store):
 
     def order_view(self, order_id: str) -> dict[str, Any]:
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             return {**order.view(), "status": order.resource["status"]}
 
     def cancel_order(self, order_id: str, body: dict[str, Any]) -> Response:
@@ -837,7 +837,7 @@ class WooCommerceStore(TypedConfig, Store):
         deliveries = deliveries_of(body, MAX_DELIVERIES)
         url, site_url = self._webhook_target()
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             order.check_can_cancel()
             now = time.time()
             for line in order.lines:
@@ -851,7 +851,7 @@ class WooCommerceStore(TypedConfig, Store):
         `refunded` once nothing is left to refund, and restocked units go back on the shelf."""
         url, site_url = self._webhook_target()
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             refund = refund_of(body, order, MAX_DELIVERIES)
             now = time.time()
             resource = order.resource
@@ -870,17 +870,21 @@ class WooCommerceStore(TypedConfig, Store):
 
     def pay_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """Nothing to pay: a sale here is paid at checkout (`processing`)."""
-        deliveries_of(body, MAX_DELIVERIES)
-        with self.lock:
-            state = self.order_book.get(order_id, f"{self.kind}/{self.name}").state
-        raise HttpError(409, f"order {order_id} is {state}: a WooCommerce sale here is paid at checkout")
+        refuse_payment(
+            self.lock,
+            self.order_book,
+            order_id,
+            body,
+            maximum_deliveries=MAX_DELIVERIES,
+            why="a WooCommerce sale here is paid at checkout",
+        )
 
     def fulfill_order(self, order_id: str, body: dict[str, Any]) -> Response:
         """The order ships: status `completed` (its stock was taken at checkout)."""
         deliveries = deliveries_of(body, MAX_DELIVERIES)
         url, site_url = self._webhook_target()
         with self.lock:
-            order = self.order_book.get(order_id, f"{self.kind}/{self.name}")
+            order = self.order_book.get(order_id)
             order.check_can_fulfill()
             now = time.time()
             order.fulfilled = True
