@@ -198,7 +198,8 @@ def test_a_store_answering_503_goes_dead_is_cut_off_probed_and_resumed_with_ever
         timeout=10, message="dead_channel never opened (saying the circuit is open)",
     )
     assert "No successful write in 2 s" in alert.detail and "failed batches (http_503" in alert.detail
-    assert alert.data["circuit"]["state"] in ("open", "half_open") and alert.data["owed"] >= 1
+    # open or probing (a probe may be under way); owed: at least the six repriced SKUs, none delivered yet
+    assert alert.data["circuit"]["state"] in ("open", "half_open") and alert.data["owed"] >= 6
 
     # then: while the fault lasts only the probes reach the store, and nothing is given up
     probes = 0
