@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from .redis_client import get_redis
+from .routing import flush_queue
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ def _flag(channel_id: int, *, delayed: bool = False) -> str:
 
 
 def wake_channel(channel_id: int, *, countdown: float = 0.0) -> bool:
-    """Enqueue a flush of the channel unless one is already queued. Never raises: a wake-up
-    that fails to send is recovered by the sweep."""
+    """Enqueue a flush of the channel, on its queue (`channels.routing`), unless one is
+    already queued. Never raises: a wake-up that fails to send is recovered by the sweep."""
     from .tasks import flush
 
     delayed = countdown > 0
@@ -46,7 +47,12 @@ def wake_channel(channel_id: int, *, countdown: float = 0.0) -> bool:
         ttl = settings.SYNCSVC["WAKE_FLAG_TTL_S"] + (int(countdown) if delayed else 0)
         if not flag_claim(_flag(channel_id, delayed=delayed), ttl):
             return False
-        flush.apply_async(args=(channel_id,), kwargs={"enqueued_at": time.time()}, countdown=countdown or None)
+        queue = flush_queue(channel_id)  # after the flag: one read per flush sent, not per commit
+        if queue is None:
+            wake_flag_clear(channel_id, delayed=delayed)
+            return False
+        flush.apply_async(args=(channel_id,), kwargs={"enqueued_at": time.time()}, countdown=countdown or None,
+                          queue=queue)
         return True
     except (RedisError, OperationalError) as exc:
         log.warning("wake-up for channel %s not sent (%s); the sweep will deliver", channel_id, exc)

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from ..adapters.registry import ADAPTERS, UnknownChannelKind, adapter_class
 from ..contracts.pins import pins_errors, pins_recorded
 from ..models import Channel, Listing, SyncAttempt
+from ..routing import routing_settings_errors
 from ..safety import settings_errors
 from ..services.refresh_schedule import refresh_schedule_sync, refresh_settings_errors
 
@@ -39,7 +40,7 @@ class ChannelSerializer(serializers.ModelSerializer):
         for name in ("rate_per_s", "burst", "batch_size"):
             if name in value and not (isinstance(value[name], (int, float)) and value[name] > 0):
                 raise serializers.ValidationError(f"{name} must be a positive number")
-        errors = {**settings_errors(value), **refresh_settings_errors(value)}
+        errors = {**settings_errors(value), **refresh_settings_errors(value), **routing_settings_errors(value)}
         if errors:
             raise serializers.ValidationError({name: [message] for name, message in errors.items()})
         return value
