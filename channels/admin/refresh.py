@@ -18,7 +18,7 @@ from ..services.catalog_refresh import (
     catalog_refresh_start,
 )
 from ..services.refresh_schedule import refresh_schedule_sync
-from .progress import eta_text, progress_text
+from .progress import eta_text, progress_of, progress_text
 
 SHOWN_CHUNKS = 100
 
@@ -74,13 +74,13 @@ class CatalogRefreshAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Done / total")
     def progress(self, refresh: CatalogRefresh) -> str:
-        return progress_text(catalog_refresh_progress(refresh))
+        return progress_text(progress_of(refresh, catalog_refresh_progress))
 
     @admin.display(description="ETA")
     def eta(self, refresh: CatalogRefresh) -> str:
         if refresh.finished_at:
             return "finished"
-        return eta_text(catalog_refresh_progress(refresh)["eta_s"])
+        return eta_text(progress_of(refresh, catalog_refresh_progress)["eta_s"])
 
     @admin.display(description="Chunks")
     def chunks_shown(self, refresh: CatalogRefresh) -> str:

@@ -13,7 +13,7 @@ from inventory.models import Variant
 from ..models import Channel, Drift, Incident, ResyncItem, ResyncJob
 from ..services.incidents import failed_skus, failures_since
 from ..services.resync import ResyncError, resync_cancel, resync_progress, resync_start
-from .progress import eta_text, progress_text
+from .progress import eta_text, progress_of, progress_text
 
 SHOWN_ITEMS = 100
 
@@ -87,13 +87,13 @@ class ResyncJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Done / total")
     def progress(self, job: ResyncJob) -> str:
-        return progress_text(resync_progress(job))
+        return progress_text(progress_of(job, resync_progress))
 
     @admin.display(description="ETA")
     def eta(self, job: ResyncJob) -> str:
         if job.finished_at:
             return "finished"
-        return eta_text(resync_progress(job)["eta_s"])
+        return eta_text(progress_of(job, resync_progress)["eta_s"])
 
     @admin.display(description="Items (those needing attention first)")
     def items_shown(self, job: ResyncJob) -> str:

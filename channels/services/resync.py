@@ -550,6 +550,7 @@ def resync_progress(job: ResyncJob) -> dict:
         "verified": counts.get(ResyncItem.State.VERIFIED, 0),
         "mismatch": counts.get(ResyncItem.State.MISMATCH, 0),
         "failed": counts.get(ResyncItem.State.FAILED, 0) + counts.get(ResyncItem.State.MISMATCH, 0),
+        "counts": {state: counts.get(state, 0) for state in ResyncItem.State.values},
         "percent": round(100.0 * done / job.total, 1) if job.total else 100.0,
         "rate_per_s": round(observed, 3) if observed else None,
         "limit_rate_per_s": round(limit, 3),
