@@ -137,12 +137,18 @@ class ProcessStack:
             raise RuntimeError(self._why(name))
         return url
 
-    def start_beat(self, *, name: str = "beat") -> Child:
+    def start_beat(self, *, name: str = "beat", scheduler: str | None = None) -> Child:
+        """A beat process; it leads or follows (syncsvc/beat.py), so several may run at once.
+        `scheduler` (a dotted class) defaults to settings.BEAT_FILE_SCHEDULER, whose schedule
+        file `<log_dir>/<name>-schedule` is this beat's own; pass settings.CELERY_BEAT_SCHEDULER
+        for the database one a deployment runs."""
+        from django.conf import settings
+
         schedule = self.log_dir / f"{name}-schedule"
         return self.spawn(
             name,
             [sys.executable, "-m", "celery", "-A", "syncsvc", "beat", "-l", "info",
-             "--scheduler", "celery.beat:PersistentScheduler", "-s", str(schedule)],
+             "--scheduler", scheduler or settings.BEAT_FILE_SCHEDULER, "-s", str(schedule)],
         )
 
     def worker_children(self, name: str = "worker") -> list[int]:

@@ -169,7 +169,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULER = env("CELERY_BEAT_SCHEDULER", default="django_celery_beat.schedulers:DatabaseScheduler")
+# Beat: however many beat processes run, one leads (a lock in Redis) and only it sends
+# (syncsvc/beat.py). Deployments read the schedules from the database (django-celery-beat,
+# editable in the admin); the test stack, `manage.py demo` and the benchmarks run the file
+# scheduler (`ProcessStack.start_beat`: CELERY_BEAT_SCHEDULE only, no rows a test's flush
+# could remove).
+CELERY_BEAT_SCHEDULER = env("CELERY_BEAT_SCHEDULER", default="syncsvc.beat:LeaderDatabaseScheduler")
+BEAT_FILE_SCHEDULER = env("SYNCSVC_BEAT_FILE_SCHEDULER", default="syncsvc.beat:LeaderPersistentScheduler")
 
 # --- syncsvc --------------------------------------------------------------------------------
 SYNCSVC = {
@@ -232,6 +238,12 @@ SYNCSVC = {
     "HEARTBEAT_INTERVAL_S": env.float("SYNCSVC_HEARTBEAT_INTERVAL_S", default=10.0),
     "HEARTBEAT_STALE_INTERVALS": env.float("SYNCSVC_HEARTBEAT_STALE_INTERVALS", default=3.0),
     "HEARTBEAT_PREFIX": env("SYNCSVC_HEARTBEAT_PREFIX", default="syncsvc:heartbeat"),
+    # Beat leadership: the leader's lock lives LEADER_TTL_S and is renewed at every tick (the
+    # leader ticks at least every quarter of it); followers try every quarter too. A killed
+    # leader is replaced within 1.25 x TTL, under the 30 s after which /health/ calls beat's
+    # heartbeat stale; a beat stopped cleanly hands over at the followers' next try.
+    "BEAT_LEADER_TTL_S": env.float("SYNCSVC_BEAT_LEADER_TTL_S", default=20.0),
+    "BEAT_LEADER_KEY": env("SYNCSVC_BEAT_LEADER_KEY", default="syncsvc:beat:leader"),
     # /metrics wants `Authorization: Bearer <token>` when set; open when empty (local runs).
     "METRICS_TOKEN": env("SYNCSVC_METRICS_TOKEN", default=""),
     # Alerts: how often every channel is evaluated against its thresholds; inbound silence,

@@ -1,0 +1,224 @@
+"""Several real beat processes, one leader (syncsvc/beat.py), with the file scheduler the
+test stack runs and the database one deployments run.
+
+What counts is what reached the broker: the beats get a private Redis (broker and lock) that
+no worker reads, so every message they sent stays in its `maintenance` list, oldest last,
+each naming the process that sent it (`origin`, `gen<pid>@host`). A private Redis also lets a
+test stop it without touching the machine's. The database is the test database."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import redis
+
+from syncsvc.beat import beat_leader_pid
+from syncsvc.processes import ROOT, ProcessStack, database_url_for, free_port
+from tests.conftest import TEST_CLOCKS
+from tests.support.sandbox import wait_until
+
+pytestmark = pytest.mark.timeout(300)
+
+# Renewed every TTL/4 = 1.5 s: a loaded machine's slow tick does not lose it, and a killed
+# leader is replaced within seconds.
+LEADER_TTL_S = 6
+HEARTBEAT = "syncsvc.heartbeat"
+# The entries due every few minutes (TEST_CLOCKS leaves them alone): sent at most once in a test.
+SLOW_TASKS = ("channels.prune_settled", "channels.synclog_prune")
+SCHEDULERS = ("file", "database")
+
+
+def _load_services():
+    # scripts/ is not a package (its scripts run before the project is installed): load by path.
+    spec = importlib.util.spec_from_file_location("syncsvc_scripts_services", ROOT / "scripts" / "services.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+services = _load_services()
+
+
+@dataclass(frozen=True)
+class Sent:
+    task: str
+    pid: int  # of the beat that sent it
+
+
+class PrivateRedis:
+    def __init__(self, data_dir: Path):
+        self.port, self.data_dir, self.process = free_port(), data_dir, None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.client = redis.Redis.from_url(self.url, socket_timeout=5)
+
+    def start(self) -> None:
+        self.process = services.start_embedded_redis(self.port, self.data_dir)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            services.stop_process(self.process)
+            self.process = None
+
+    def sent(self) -> list[Sent]:
+        """Every message beat sent, oldest first (kombu LPUSHes)."""
+        messages = [json.loads(raw) for raw in reversed(self.client.lrange("maintenance", 0, -1))]
+        return [Sent(m["headers"]["task"], int(m["headers"]["origin"].split("@")[0].removeprefix("gen")))
+                for m in messages]
+
+    def leader_pid(self) -> int | None:
+        return beat_leader_pid(self.client)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def beats(transactional_db, private_redis, tmp_path):
+    from django.db import connection
+
+    env = {
+        **os.environ, **TEST_CLOCKS, "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": database_url_for(connection.settings_dict),
+        "REDIS_URL": private_redis.url, "CELERY_BROKER_URL": private_redis.url,
+        "SYNCSVC_BEAT_LEADER_TTL_S": str(LEADER_TTL_S),
+    }
+    processes = ProcessStack(env=env, log_dir=tmp_path)
+    yield processes
+    processes.stop()
+
+
+def _scheduler(kind: str) -> str:
+    from django.conf import settings
+
+    return settings.BEAT_FILE_SCHEDULER if kind == "file" else settings.CELERY_BEAT_SCHEDULER
+
+
+def _start_two(beats: ProcessStack, kind: str):
+    scheduler = _scheduler(kind)
+    return beats.start_beat(name="beat-a", scheduler=scheduler), beats.start_beat(name="beat-b", scheduler=scheduler)
+
+
+def _count(sent: list[Sent], task: str, pid: int | None = None) -> int:
+    return sum(1 for s in sent if s.task == task and (pid is None or s.pid == pid))
+
+
+def _log(child) -> str:
+    return child.log_path.read_text(errors="replace")
+
+
+def _schedule_an_hour_old(kind: str, tmp_path: Path) -> None:
+    """Both beats' schedule state says every entry last ran an hour ago, as after beat was
+    stopped a while: every entry is overdue for both."""
+    from django.conf import settings
+
+    from syncsvc.celery import app
+
+    an_hour_ago = app.now() - timedelta(hours=1)
+    if kind == "database":
+        from django_celery_beat.models import PeriodicTask
+        from django_celery_beat.schedulers import ModelEntry
+
+        for name, fields in settings.CELERY_BEAT_SCHEDULE.items():
+            ModelEntry.from_entry(name, app=app, **fields)
+        PeriodicTask.objects.update(last_run_at=an_hour_ago)
+        return
+    from celery.beat import PersistentScheduler
+
+    for name in ("beat-a", "beat-b"):
+        scheduler = PersistentScheduler(app=app, schedule_filename=str(tmp_path / f"{name}-schedule"))
+        for entry in scheduler.schedule.values():
+            entry.last_run_at = an_hour_ago
+        scheduler.close()
+
+
+@pytest.mark.parametrize("kind", SCHEDULERS)
+def test_two_beats_started_at_once_send_each_entry_once(beats, private_redis, kind):
+    # when: two beats start together and run for several heartbeat periods (1 s each)
+    first, second = _start_two(beats, kind)
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT) >= 6, timeout=90,
+               message=f"fewer than 6 heartbeats sent:\n{first.log_tail()}\n{second.log_tail()}")
+    sent = private_redis.sent()
+
+    # then: one of them sent everything, the other nothing, and the lock names the sender
+    leader = private_redis.leader_pid()
+    follower = second if leader == first.pid else first
+    assert leader in (first.pid, second.pid)
+    assert {s.pid for s in sent} == {leader}
+    assert sum(1 for s in sent if s.pid == follower.pid) == 0
+    assert "beat leadership: following" in _log(follower)
+    assert first.alive() and second.alive()
+
+
+@pytest.mark.parametrize("kind", SCHEDULERS)
+def test_a_killed_leader_is_replaced_and_its_sends_are_not_repeated(beats, private_redis, tmp_path, kind):
+    # given: two beats whose schedules are an hour old; the leader has sent the overdue slow
+    # entries and a few heartbeats
+    _schedule_an_hour_old(kind, tmp_path)
+    first, second = _start_two(beats, kind)
+
+    def leader_caught_up() -> bool:
+        sent = private_redis.sent()
+        return all(_count(sent, task) for task in SLOW_TASKS) and _count(sent, HEARTBEAT) >= 3
+
+    wait_until(leader_caught_up, timeout=90, message=f"no leader sent:\n{first.log_tail()}\n{second.log_tail()}")
+    old = first if private_redis.leader_pid() == first.pid else second
+    new = second if old is first else first
+
+    # when: the leader is killed outright (its lock stays until its TTL runs out)
+    killed_at = time.monotonic()
+    os.killpg(old.pid, signal.SIGKILL)
+    old.process.wait(10)
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT, new.pid), timeout=LEADER_TTL_S * 10,
+               message=f"the follower never took over:\n{new.log_tail()}")
+    print(f"\n{kind} scheduler: the follower's first heartbeat {time.monotonic() - killed_at:.1f} s after the kill"
+          f" (lock TTL {LEADER_TTL_S} s)")
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT, new.pid) >= 3, timeout=60,
+               message=f"the new leader stopped sending:\n{new.log_tail()}")
+    sent = private_redis.sent()
+
+    # then: the follower took over: nothing after the kill came from the dead leader, nothing
+    # before it from the follower
+    pids = [s.pid for s in sent]
+    assert set(pids) == {old.pid, new.pid}
+    assert pids == sorted(pids, key=lambda pid: pid == new.pid)
+    assert private_redis.leader_pid() == new.pid
+    assert "beat leadership: leading as" in _log(new)
+    # and it took the dead leader's last sends: its own state said the slow entries were an
+    # hour overdue, yet each went out once in all, from the first leader
+    assert {task: (_count(sent, task), _count(sent, task, old.pid)) for task in SLOW_TASKS} == {
+        task: (1, 1) for task in SLOW_TASKS
+    }
+
+
+def test_beats_outlive_a_redis_outage_and_one_leads_after_it(beats, private_redis):
+    # given: two beats, one leading
+    first, second = _start_two(beats, "file")
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT) >= 2, timeout=90,
+               message=f"no heartbeat sent:\n{first.log_tail()}\n{second.log_tail()}")
+
+    # when: Redis (lock and broker) goes away, then comes back empty
+    private_redis.stop()
+    wait_until(lambda: all("Redis unreachable" in _log(beat) for beat in (first, second)), timeout=60,
+               message=f"a beat did not notice:\n{first.log_tail()}\n{second.log_tail()}")
+    outage_alive = first.alive() and second.alive()
+    private_redis.start()
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT) >= 3, timeout=90,
+               message=f"no heartbeat after the outage:\n{first.log_tail()}\n{second.log_tail()}")
+
+    # then: neither exited, and the sends after the outage come from one leader
+    assert outage_alive and first.alive() and second.alive()
+    sent = private_redis.sent()
+    assert {s.pid for s in sent} == {private_redis.leader_pid()}
+    assert all("Redis answers again" in _log(beat) for beat in (first, second))
