@@ -1,12 +1,33 @@
 """The faults, one function each: called under load, it returns when its fault is over and
-the stack is whole again (a killed worker restarted, a store's faults cleared)."""
+the stack is whole again (a killed worker restarted, a store's faults cleared, a restarted
+server answering), with an `Effect` saying what it saw of its own doing (evidence.py)."""
 from __future__ import annotations
 
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.chaos import private_services
+from tests.chaos.evidence import (
+    DROPPED_CONNECTION,
+    SENTINEL,
+    Claim,
+    Effect,
+    Lease,
+    beat_heartbeat_at,
+    broker_snapshot,
+    leases_held,
+    log_lines_since,
+    log_offsets,
+    open_transaction,
+    postgres_snapshot,
+    processes_gone,
+    redelivered_by_others,
+    task_names,
+    transaction_cut,
+)
 from tests.support.sandbox import wait_until
 
 
@@ -18,62 +39,137 @@ class Durations:
     storm_s: float  # 429s with Retry-After
     tokens_s: float  # expired tokens
     slow_s: float  # 2 s answers
-    kills: int  # SIGKILLs per kill fault
+    kills: int  # SIGKILLs that catch a flush in flight, per kill fault
     between_kills_s: float
     beat_stopped_s: float
+    restarts: int  # restarts per server-restart fault
+    between_restarts_s: float
+    redis_down_s: float  # how long Redis stays down at each restart
 
 
-FULL = Durations(outage_s=60, storm_s=30, tokens_s=20, slow_s=30, kills=3, between_kills_s=5, beat_stopped_s=300)
-SHORT = Durations(outage_s=5, storm_s=3, tokens_s=3, slow_s=5, kills=2, between_kills_s=1.5, beat_stopped_s=3)
+FULL = Durations(outage_s=60, storm_s=30, tokens_s=20, slow_s=30, kills=3, between_kills_s=5, beat_stopped_s=300,
+                 restarts=2, between_restarts_s=10, redis_down_s=2)
+SHORT = Durations(outage_s=5, storm_s=3, tokens_s=3, slow_s=5, kills=2, between_kills_s=1.5, beat_stopped_s=3,
+                  restarts=1, between_restarts_s=2, redis_down_s=0.5)
+SLOW_MS = 2000
+TRIES_PER_KILL = 5  # a kill that lands just after its flush finished orphans nothing: strike again
 
 
-def _mid_flush() -> bool:
-    """Some mark is claimed by a flush that has not finished (its lease is running)."""
+def _strike_mid_flush(processes, *, timeout: float = 30) -> list[Lease]:
+    """Return as soon as a pool child of the worker holds a running lease (a flush in
+    flight); the children are looked up again now and then (the pool replaces dead ones)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = processes.worker_children()
+        for _ in range(100):
+            leases = leases_held(children) if children else []
+            if leases:
+                return leases
+            time.sleep(0.005)
+    raise AssertionError(f"no flush was caught in flight within {timeout} s")
+
+
+@dataclass(frozen=True)
+class Kill:
+    pids: list[int]
+    orphaned: list[Lease]  # leases the killed processes held, left to run out
+    killed_at: object  # datetime (django.utils.timezone.now) just before the signal
+
+
+def _kill_mid_flush(processes, kill: Callable[[], list[int]]) -> Kill:
+    """Strike mid-flush with `kill` (it signals and returns the pids it killed); retried
+    until a kill leaves a lease orphaned (the flush it caught had not finished)."""
     from django.utils import timezone
 
-    from channels.models import SyncMark
+    for _ in range(TRIES_PER_KILL):
+        _strike_mid_flush(processes)
+        killed_at = timezone.now()
+        pids = kill()
+        wait_until(lambda pids=pids: processes_gone(pids), timeout=30, message=f"killed processes {pids} still running")
+        done = Kill(pids=pids, orphaned=leases_held(pids, running_only=False), killed_at=killed_at)
+        if done.orphaned:
+            return done
+        wait_until(processes.worker_children, timeout=30, message="no pool children after a kill")
+    return done
 
-    return SyncMark.objects.pending().filter(lease_until__gt=timezone.now()).exists()
+
+def _kill_pool_children(processes) -> list[int]:
+    pids = processes.worker_children()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return pids
 
 
-def _strike_mid_flush(scenario) -> None:
-    wait_until(_mid_flush, timeout=20, interval=0.005, message="no flush was ever caught in flight")
+def _kills_claim(kills: list[Kill], what: str) -> Claim:
+    evidence = "; ".join(
+        f"kill {n}: {what} {k.pids}, {len(k.orphaned)} leases held by {sorted({lease.pid for lease in k.orphaned})}"
+        for n, k in enumerate(kills, 1)
+    )
+    return Claim(f"every kill struck {what} mid-flush (holding a running lease)",
+                 bool(kills) and all(k.orphaned for k in kills), evidence)
 
 
-def _between_kills(driver, durations: Durations, n: int) -> None:
-    # No wait after the last kill: the fault ends when the stack is whole again, so the time
-    # to converge includes the leases running out and the sweep re-waking the channels.
-    if n < durations.kills - 1:
-        driver.wait(durations.between_kills_s)
+def _orphaned(kills: list[Kill]) -> list[tuple[Lease, object]]:
+    return [(lease, k.killed_at) for k in kills for lease in k.orphaned]
+
+
+def _between(driver, n: int, count: int, seconds: float) -> None:
+    # No wait after the last one: the fault ends when the stack is whole again, so the time
+    # to converge includes the recovery (leases running out, the sweep re-waking channels).
+    if n < count - 1:
+        driver.wait(seconds)
 
 
 def kill_worker_child(durations: Durations):
-    def fault(scenario, driver) -> frozenset[int]:
+    def fault(scenario, driver) -> Effect:
+        processes = scenario.live.processes
+
+        kills = []
         for n in range(durations.kills):
-            _strike_mid_flush(scenario)
-            for pid in scenario.live.processes.worker_children():
-                os.kill(pid, signal.SIGKILL)
-            _between_kills(driver, durations, n)
+            kills.append(_kill_mid_flush(processes, lambda: _kill_pool_children(processes)))
+            _between(driver, n, durations.kills, durations.between_kills_s)
         # the main process forks new pool children by itself
-        wait_until(lambda: scenario.live.processes.worker_children(), timeout=30, message="no new pool children")
-        return frozenset()
+        fresh = wait_until(processes.worker_children, timeout=30, message="no new pool children")
+        killed = {pid for k in kills for pid in k.pids}
+        orphaned = _orphaned(kills)
+        return Effect(
+            claims=[_kills_claim(kills, "pool children"),
+                    Claim("the worker's main process forked new pool children", not killed & set(fresh),
+                          f"now {fresh}, killed {sorted(killed)}")],
+            afterwards=[lambda: redelivered_by_others(orphaned)],
+        )
 
     return fault
 
 
 def kill_worker_main(durations: Durations):
-    def fault(scenario, driver) -> frozenset[int]:
+    def fault(scenario, driver) -> Effect:
         processes = scenario.live.processes
-        for n in range(durations.kills):
-            _strike_mid_flush(scenario)
+        kills, takeovers = [], []
+
+        def kill() -> list[int]:
             worker = processes.children["worker"]
+            pids = [worker.pid, *processes.worker_children()]
             os.killpg(worker.pid, signal.SIGKILL)  # the main process and its pool: a host lost
             worker.process.wait(10)
             # the restarted worker waits for "ready." in a fresh log, not the dead one's
             worker.log_path.rename(worker.log_path.with_name(f"worker-killed-{time.time_ns()}.log"))
-            processes.start_worker()
-            _between_kills(driver, durations, n)
-        return frozenset()
+            new = processes.start_worker()
+            takeovers.append((pids[0], new.pid))
+            return pids
+
+        for n in range(durations.kills):
+            kills.append(_kill_mid_flush(processes, kill))
+            _between(driver, n, durations.kills, durations.between_kills_s)
+        orphaned = _orphaned(kills)
+        # Only the restarted worker runs after a kill: whatever sends the orphaned marks again is it.
+        return Effect(
+            claims=[_kills_claim(kills, "the worker (main process and pool children)"),
+                    Claim("a new worker with a different PID replaced each killed one",
+                          bool(takeovers) and all(old != new for old, new in takeovers),
+                          ", ".join(f"{old} -> {new}" for old, new in takeovers))],
+            afterwards=[lambda: redelivered_by_others(orphaned)],
+        )
 
     return fault
 
@@ -81,7 +177,7 @@ def kill_worker_main(durations: Durations):
 def channel_answering(status: int, seconds: float, *, kind: str = "shopify"):
     """The channel answers `status` to every call for `seconds` (a 429 carries Retry-After: 1)."""
 
-    def fault(scenario, driver) -> frozenset[int]:
+    def fault(scenario, driver) -> Effect:
         sandbox, store = scenario.live.sandbox, scenario.stores[kind]
         try:
             extra = {"retry_after": 1} if status == 429 else {}
@@ -89,7 +185,7 @@ def channel_answering(status: int, seconds: float, *, kind: str = "shopify"):
             driver.wait(seconds)
         finally:
             sandbox.fault(kind, store, clear=True)
-        return frozenset({status})
+        return Effect(statuses=frozenset({status}))
 
     return fault
 
@@ -98,7 +194,7 @@ def expired_tokens(seconds: float, *, kind: str = "shopify"):
     """For `seconds`, the channel's token expires once a second: one 401 at a time, as an
     expired token looks; the adapter refreshes it (or resends once) as the contract suite shows."""
 
-    def fault(scenario, driver) -> frozenset[int]:
+    def fault(scenario, driver) -> Effect:
         sandbox, store = scenario.live.sandbox, scenario.stores[kind]
         try:
             deadline = time.monotonic() + seconds
@@ -107,41 +203,168 @@ def expired_tokens(seconds: float, *, kind: str = "shopify"):
                 driver.wait(1.0)
         finally:
             sandbox.fault(kind, store, clear=True)
-        return frozenset({401})
+        return Effect(statuses=frozenset({401}))
 
     return fault
 
 
 def slow_channel(durations: Durations, kind: str = "woocommerce"):
-    def fault(scenario, driver) -> frozenset[int]:
+    def fault(scenario, driver) -> Effect:
         sandbox, store = scenario.live.sandbox, scenario.stores[kind]
+        started = time.time()
         try:
-            sandbox.fault(kind, store, latency_ms=2000)
+            sandbox.fault(kind, store, latency_ms=SLOW_MS)
             driver.wait(durations.slow_s)
         finally:
             sandbox.fault(kind, store, clear=True)
-        return frozenset()
+        calls = sandbox.requests(kind, store, since=started)
+        slow = [call["duration_ms"] for call in calls if call["duration_ms"] >= SLOW_MS]
+        return Effect(claims=[Claim(
+            f"the store took >= {SLOW_MS} ms to answer calls during the fault", bool(slow),
+            f"{len(slow)} of {len(calls)} calls; slowest {max(slow, default=0):.0f} ms")])
 
     return fault
 
 
 def beat_stopped_then_two_beats(durations: Durations):
     """Beat stops for `beat_stopped_s` (a pool child is killed mid-flush meanwhile, so the
-    sweep beat runs is owed work), then two beats start at once; afterwards one is left."""
+    sweep beat runs is owed work), then two beats start at once; afterwards one is left.
 
-    def fault(scenario, driver) -> frozenset[int]:
+    Beat's heartbeat (its `syncsvc.heartbeat` schedule's task writes the time) shows what beat
+    did: a heartbeat task sent just before the stop may still run until it expires (one
+    heartbeat interval after it was sent), so the stopped window is read from then on."""
+
+    def fault(scenario, driver) -> Effect:
+        from django.conf import settings
+
         processes = scenario.live.processes
         processes.children["beat"].stop()
-        _strike_mid_flush(scenario)
-        for pid in processes.worker_children():
-            os.kill(pid, signal.SIGKILL)
-        driver.wait(durations.beat_stopped_s)
+        interval = settings.SYNCSVC["HEARTBEAT_INTERVAL_S"]
+        _kill_mid_flush(processes, lambda: _kill_pool_children(processes))
+        driver.wait(min(2 * interval, durations.beat_stopped_s / 2))  # the last queued heartbeat has expired
+        stopped_from = beat_heartbeat_at()
+        driver.wait(durations.beat_stopped_s - min(2 * interval, durations.beat_stopped_s / 2))
+        stopped_until = beat_heartbeat_at()
         processes.start_beat()
         second = processes.start_beat(name="beat-2")
         driver.wait(max(3.0, durations.beat_stopped_s / 10))
         second.stop()
         del processes.children["beat-2"]
-        return frozenset()
+        resumed = wait_until(lambda: (beat_heartbeat_at() or 0) > (stopped_until or 0) and beat_heartbeat_at(),
+                             timeout=60, message="beat's heartbeat never ran again")
+        return Effect(claims=[
+            Claim("no beat schedule ran while beat was stopped (its heartbeat stood still)",
+                  stopped_from is not None and stopped_from == stopped_until,
+                  f"heartbeat at {_clock(stopped_from)} from the stop's start and {_clock(stopped_until)} at its end"),
+            Claim("beat's schedules ran again after the restart", resumed > (stopped_until or 0),
+                  f"heartbeat at {_clock(resumed)}"),
+        ])
+
+    return fault
+
+
+def _clock(timestamp: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(timestamp)) + f".{int(timestamp * 1000) % 1000:03d}" if timestamp else "never"
+
+
+def _wait_for_a_flush_since(*, restarted_at, after: str) -> None:
+    """Whole again: a flush started since the restart (the load's commits woke a channel
+    through the broker, a worker took the task and reached the database)."""
+    from channels.models import SyncAttempt
+
+    wait_until(lambda: SyncAttempt.objects.filter(started_at__gt=restarted_at).exists(), timeout=120, interval=0.2,
+               message=f"no flush ran after {after}")
+
+
+def redis_restarted(durations: Durations):
+    """The private Redis (broker, wake-up flags, rate-limit buckets, heartbeats) is stopped
+    mid-flush and started empty: everything queued in it is gone. The database still holds
+    every mark owed, and the sweep re-wakes the channels (DESIGN.md decision 1)."""
+
+    def fault(scenario, driver) -> Effect:
+        import redis
+        from django.conf import settings
+
+        from django.utils import timezone
+
+        from channels.redis_client import get_redis
+        from syncsvc.heartbeats import redis_client
+        from syncsvc.processes import QUEUES
+
+        server = private_services.private_redis_in_use(settings.REDIS_URL)
+        assert server is not None and private_services.private_redis_in_use(settings.CELERY_BROKER_URL), \
+            "not the run's private Redis: refusing to restart it"
+        processes = scenario.live.processes
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
+        befores, afters = [], []
+        for n in range(durations.restarts):
+            _strike_mid_flush(processes)
+            broker.set(SENTINEL, "1")
+            befores.append(broker_snapshot(broker, queues=QUEUES.split(",")))
+            broker.close()
+            private_services.redis_restart(server, down_s=durations.redis_down_s)
+            afters.append(broker_snapshot(broker, queues=QUEUES.split(",")))
+            for client in (get_redis(), redis_client()):  # this process's own, left on dead sockets
+                client.connection_pool.disconnect()
+            _wait_for_a_flush_since(restarted_at=timezone.now(), after="the Redis restart")
+            _between(driver, n, durations.restarts, durations.between_restarts_s)
+        broker.close()
+        pairs = list(zip(befores, afters, strict=True))
+        queued = [(before, set(before.tasks) & set(after.tasks)) for before, after in pairs]
+        return Effect(claims=[
+            Claim("Redis restarted empty (a new server, our sentinel key gone)",
+                  all(b.run_id != a.run_id and b.sentinel_present and not a.sentinel_present for b, a in pairs),
+                  "; ".join(f"{b.keys} keys before, {a.keys} after" for b, a in pairs)),
+            Claim("tasks queued or unacknowledged in Redis before each restart were gone after it",
+                  all(before.tasks and not survived for before, survived in queued),
+                  "; ".join(f"{len(before.tasks)} before ({task_names(before.tasks)}), {len(survived)} after"
+                            for before, survived in queued)),
+        ])
+
+    return fault
+
+
+def postgres_restarted(durations: Durations):
+    """The private PostgreSQL is restarted (`pg_ctl restart -m fast`) mid-flush: every
+    session is terminated, open transactions are rolled back; the web and the workers must
+    reconnect by themselves."""
+
+    def fault(scenario, driver) -> Effect:
+        from django.db import connection
+
+        server = private_services.private_postgres_in_use(connection.settings_dict.get("PORT"))
+        assert server is not None, "not the run's private PostgreSQL: refusing to restart it"
+        processes = scenario.live.processes
+        offsets = log_offsets(processes, ("web", "worker"))
+        restarts = []
+        for n in range(durations.restarts):
+            _strike_mid_flush(processes)
+            session = open_transaction()
+            before = postgres_snapshot()
+            private_services.postgres_restart(server)
+            connection.close()  # ours dropped too: the next query reconnects
+            after = postgres_snapshot()
+            restarts.append((before, after, transaction_cut(session)))
+            _wait_for_a_flush_since(restarted_at=after.started_at, after="the PostgreSQL restart")
+            _between(driver, n, durations.restarts, durations.between_restarts_s)
+
+        def saw_drop() -> Claim:
+            lines = log_lines_since(offsets, DROPPED_CONNECTION)
+            return Claim("a request or task in flight saw its connection dropped", bool(lines),
+                         f"{len(lines)} log lines, first: {lines[0] if lines else 'none'}")
+
+        return Effect(
+            claims=[
+                Claim("PostgreSQL restarted (a new start time, none of the sessions before survived)",
+                      all(b.started_at != a.started_at and b.backends and not set(b.backends) & set(a.backends)
+                          for b, a, _ in restarts),
+                      "; ".join(f"{len(b.backends)} sessions before ({sum(b.backends.values())} in a transaction), "
+                                f"{len(set(b.backends) & set(a.backends))} of them after" for b, a, _ in restarts)),
+                Claim("a transaction open at the restart was cut", all(cut for _, _, cut in restarts),
+                      "; ".join(str(cut) for _, _, cut in restarts)),
+            ],
+            afterwards=[saw_drop],
+        )
 
     return fault
 
@@ -149,10 +372,17 @@ def beat_stopped_then_two_beats(durations: Durations):
 FAULTS = {
     "worker pool child SIGKILLed mid-flush": kill_worker_child,
     "worker main process SIGKILLed mid-flush, restarted": kill_worker_main,
+    "Redis restarted without persistence (everything queued in it lost)": redis_restarted,
+    "PostgreSQL restarted (connections dropped mid-transaction)": postgres_restarted,
     "Shopify answering 503": lambda durations: channel_answering(503, durations.outage_s),
     "Shopify 429 storm with Retry-After": lambda durations: channel_answering(429, durations.storm_s),
     "Shopify tokens expiring (401)": lambda durations: expired_tokens(durations.tokens_s),
     "WooCommerce answering in 2 s instead of 20 ms": slow_channel,
     "beat stopped (a pool child killed meanwhile), then two beats at once": beat_stopped_then_two_beats,
+}
+# The faults that restart a server: only against the run's private one (`make chaos`).
+NEEDS_PRIVATE = {
+    "Redis restarted without persistence (everything queued in it lost)": "redis",
+    "PostgreSQL restarted (connections dropped mid-transaction)": "postgres",
 }
 SHORT_FORM = ("worker pool child SIGKILLed mid-flush", "Shopify answering 503")

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.chaos.driver import LoadDriver, Tally
+from tests.chaos.evidence import Claim, Effect
 
 SKUS = [f"CHAOS-{n:02d}" for n in range(12)]
 STOCK = 500
@@ -30,8 +31,11 @@ class Outcome:
     converge_s: float | None
     tally: Tally
     divergences: list[str]
-    expected_statuses: frozenset[int]  # what the fault makes a store answer
     error_answers: dict[int, int]  # status -> how many times the stores answered it in the run
+    proof: list[Claim]  # what shows the fault took effect (evidence.py)
+
+    def proof_failures(self) -> list[str]:
+        return [claim.line() for claim in self.proof if not claim.held]
 
     def row(self) -> str:
         converge = f"{self.converge_s:.1f} s" if self.converge_s is not None else "did not converge"
@@ -50,6 +54,9 @@ def write_table(outcomes: list[Outcome], *, path: Path, command: str) -> str:
     lines += [f"- {o.fault}: {', '.join(f'{status} x {n}' for status, n in o.error_answers.items()) or 'none'}; "
               f"load: {o.tally.prices} prices, {o.tally.stock_changes} stock receipts, {o.tally.sales_accepted} sales"
               for o in outcomes]
+    lines += ["", "What showed that each fault took effect:", ""]
+    lines += [f"- {o.fault}: " + "; ".join(f"{c.says} ({c.evidence})" if c.held else f"NOT SHOWN: {c.says} ({c.evidence})"
+                                           for c in o.proof) for o in outcomes]
     lines += ["", ("Changes in flight: price edits, stock receipts and accepted sales made while the fault was on. "
               "Lost: channel values that never matched the PIM, last prices the PIM lost, sales the ledger "
               "missed. Resent events: webhook events delivered again after a fault and recognised by "
@@ -86,18 +93,19 @@ class Scenario:
         return LoadDriver(web_url=self.web_url, token=self.token, sandbox_url=self.live.sandbox_url, skus=SKUS,
                           sale_stores=[(kind, self.stores[kind]) for kind in SALE_KINDS])
 
-    def run(self, name: str, fault: Callable[[Scenario, LoadDriver], frozenset[int]], *, lead_in_s: float,
+    def run(self, name: str, fault: Callable[[Scenario, LoadDriver], Effect], *, lead_in_s: float,
             converge_timeout_s: float) -> Outcome:
         """Load for `lead_in_s`, then `fault` (it returns when its fault is over and the stack
         is whole again) under the same load; then the load stops and the clock runs until
-        everything agrees again."""
+        everything agrees again. Then the fault's proof: its claims, its checks for
+        afterwards, and the error statuses it makes a store answer, seen in the request logs."""
         started_at = time.time()
         driver = self.driver()
         driver.start()
         try:
             driver.wait(lead_in_s)
             driver.fault_on.set()
-            expected_statuses = fault(self, driver)
+            effect = fault(self, driver)
             driver.fault_on.clear()
         finally:
             tally = driver.stop()
@@ -107,12 +115,16 @@ class Scenario:
         divergences = self.divergences(tally)
         sales = self._ledger_sales()
         values_lost = [d for d in divergences if not d.startswith("ledger ")]
+        error_answers = self._error_answers(since=started_at)
+        proof = [*effect.claims, *(check() for check in effect.afterwards)]
+        proof += [Claim(f"a store answered {status}", status in error_answers, f"{error_answers.get(status, 0)} times")
+                  for status in sorted(effect.statuses)]
         return Outcome(
             fault=name, in_flight=tally.during_fault,
             lost=len(values_lost) + max(0, tally.sales_accepted - sales),
             double_counted_sales=max(0, sales - tally.sales_accepted),
             resent_events=self._resent_events(), converge_s=converge_s, tally=tally, divergences=divergences,
-            expected_statuses=expected_statuses, error_answers=self._error_answers(since=started_at),
+            error_answers=error_answers, proof=proof,
         )
 
     # -- the convergence check ------------------------------------------------------------
