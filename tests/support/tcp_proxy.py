@@ -5,6 +5,7 @@
     proxy.blackhole()         # accepts and reads, never answers: the client times out
     proxy.reset()             # resets every open connection, and each new one once accepted
     proxy.cut_responses()     # forwards requests; resets the client as the server's answer arrives
+    proxy.cut_responses(matching=b"mutation")  # ... only answers to requests holding those bytes
     proxy.delay(1500)         # every chunk arrives 1.5 s late, each way (`jitter_ms` to vary it)
     proxy.heal()              # a plain pipe again
     proxy.counts()["cut"].broken  # what each mode did, to prove a fault bit
@@ -34,6 +35,7 @@ from urllib.parse import urlsplit
 
 MODES = ("pass", "delay", "blackhole", "reset", "cut")
 CHUNK = 65536
+ASKED_CAP = 256 * 1024  # how much of a request `cut_responses(matching=...)` looks into
 _RST_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on with a zero timeout: close sends RST
 
 
@@ -58,6 +60,9 @@ class _Link:
         self.server: asyncio.StreamWriter | None = None
         self.blackholed = False
         self.closed = False
+        # What the client sent since the server last answered on this connection: the request
+        # the next answer is for (HTTP/1.1 without pipelining, as HTTP clients send).
+        self.asked = bytearray()
 
     def abort(self) -> None:
         """Close both sides at once; the client gets an RST, not a FIN."""
@@ -98,6 +103,7 @@ class TcpProxy:
         self._mode = "pass"
         self._delay_s = 0.0
         self._jitter_s = 0.0
+        self._cut_matching: bytes | None = None
         self._counts = {mode: ModeCounts() for mode in MODES}
         self._lock = threading.Lock()
         self._links: set[_Link] = set()
@@ -121,11 +127,12 @@ class TcpProxy:
         async def shut() -> None:
             self._server.close()
             for link in list(self._links):
-                link.close()
+                link.abort()  # each pump then reads the end of its stream and finishes
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                _, late = await asyncio.wait(tasks, timeout=5)
+                for task in late:
+                    task.cancel()
 
         self._call(shut())
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -137,6 +144,10 @@ class TcpProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     @property
     def url(self) -> str:
@@ -174,10 +185,12 @@ class TcpProxy:
 
         self._call(reset_open())
 
-    def cut_responses(self) -> None:
+    def cut_responses(self, *, matching: bytes | None = None) -> None:
         """Forward what clients send; when the server's answer comes back, drop it and reset
-        the client: the server did the work and the client never learns it did."""
-        self._set("cut")
+        the client: the server did the work and the client never learns it did. With
+        `matching`, only answers to requests that hold those bytes are cut (say the writes,
+        so the reads before them get through); other answers pass."""
+        self._set("cut", cut_matching=matching)
 
     def counts(self) -> dict[str, ModeCounts]:
         """A snapshot of the counters, by mode."""
@@ -186,9 +199,9 @@ class TcpProxy:
 
     # -- the pipe ---------------------------------------------------------------------------
 
-    def _set(self, mode: str, *, delay_s: float = 0.0, jitter_s: float = 0.0) -> None:
+    def _set(self, mode: str, *, delay_s: float = 0.0, jitter_s: float = 0.0, cut_matching: bytes | None = None) -> None:
         with self._lock:
-            self._mode, self._delay_s, self._jitter_s = mode, delay_s, jitter_s
+            self._mode, self._delay_s, self._jitter_s, self._cut_matching = mode, delay_s, jitter_s, cut_matching
 
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(30)
@@ -255,10 +268,14 @@ class TcpProxy:
                     self._count("reset", bytes_dropped=len(data), broken=1)
                     link.abort()
                     return
-                if mode == "cut" and not up:
+                if up:
+                    link.asked += data[:max(0, ASKED_CAP - len(link.asked))]
+                elif mode == "cut" and (self._cut_matching is None or self._cut_matching in link.asked):
                     self._count("cut", bytes_dropped=len(data), broken=1)
                     link.abort()
                     return
+                else:
+                    link.asked.clear()  # answering: what comes up next is the next request
                 wait_s = 0.0
                 if mode == "delay":
                     wait_s = max(0.0, self._delay_s + random.uniform(-self._jitter_s, self._jitter_s))

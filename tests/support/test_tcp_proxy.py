@@ -183,6 +183,20 @@ def test_cut_responses_lets_the_server_apply_but_the_client_never_learns(server,
     assert counts.broken == 1 and counts.bytes_up > 100 and counts.bytes_dropped > 0 and counts.bytes_down == 0
 
 
+def test_cut_responses_matching_cuts_only_the_answers_to_those_requests(server, proxy):
+    # given: answers to POSTs are cut, others pass
+    proxy.cut_responses(matching=b"POST /apply")
+    session = requests.Session()
+
+    # when / then: on one keep-alive connection, a read is answered, then a write is cut
+    assert session.get(f"{proxy.url}/hello", timeout=10).content == b"hello"
+    with pytest.raises(requests.ConnectionError):
+        session.post(f"{proxy.url}/apply", data=b"x" * 100, timeout=10)
+    assert server.seen == 2 and server.applied == 1
+    counts = proxy.counts()["cut"]
+    assert counts.broken == 1 and counts.bytes_down > len(b"hello") and counts.bytes_dropped > 0
+
+
 def test_heal_after_a_fault_passes_requests_again(server, proxy):
     # given
     proxy.cut_responses()
