@@ -147,7 +147,7 @@ class HostNetwork:
 
 
 def _outside(tag: str, host: Host) -> str:
-    """The machine's end of a host's veth pair (15 characters at most)."""
+    """The machine's end of a host's veth pair (15 characters at most): `so<tag>h<n>`."""
     return f"so{tag}{host.name.rpartition('-')[2]}"
 
 
@@ -158,8 +158,9 @@ def stale_networks_delete() -> None:
         return pid != os.getpid() and not Path(f"/proc/{pid}").exists()
 
     for line in _ip("netns", "list", check=False).stdout.splitlines():
-        match = re.match(rf"({re.escape(NETNS_PREFIX)}(\d+)-\S+)", line)
+        match = re.match(rf"({re.escape(NETNS_PREFIX)}(\d+)-(\w+)-(h\d+))", line)
         if match and gone(int(match.group(2))):
+            _ip("link", "del", f"so{match.group(3)}{match.group(4)}", check=False)  # its veth, now
             _ip("netns", "del", match.group(1), check=False)
     for line in _ip("-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
         match = re.match(r"\d+: (sobr\w+):.*alias " + re.escape(BRIDGE_ALIAS) + r"(\d+)", line)
