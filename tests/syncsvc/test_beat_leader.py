@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -158,6 +159,7 @@ def test_two_beats_started_at_once_send_each_entry_once(beats, private_redis, ki
     assert {s.pid for s in sent} == {leader}
     assert sum(1 for s in sent if s.pid == follower.pid) == 0
     assert "beat leadership: following" in _log(follower)
+    assert "Scheduler: Sending due task" not in _log(follower)  # the line Celery logs per send
     assert first.alive() and second.alive()
 
 
@@ -222,3 +224,27 @@ def test_beats_outlive_a_redis_outage_and_one_leads_after_it(beats, private_redi
     sent = private_redis.sent()
     assert {s.pid for s in sent} == {private_redis.leader_pid()}
     assert all("Redis answers again" in _log(beat) for beat in (first, second))
+
+
+def test_a_leader_stopped_cleanly_releases_its_lock_and_the_follower_leads(beats, private_redis):
+    # given: two beats, one leading
+    first, second = _start_two(beats, "file")
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT) >= 2, timeout=90,
+               message=f"no heartbeat sent:\n{first.log_tail()}\n{second.log_tail()}")
+    old = first if private_redis.leader_pid() == first.pid else second
+    new = second if old is first else first
+
+    # when: the leader is stopped as a supervisor stops it (SIGTERM)
+    stopped_at = time.monotonic()
+    old.stop()
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT, new.pid), timeout=60,
+               message=f"the follower never took over:\n{new.log_tail()}")
+    print(f"\nthe follower's first heartbeat {time.monotonic() - stopped_at:.1f} s after SIGTERM to the leader")
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT, new.pid) >= 2, timeout=60,
+               message=f"the new leader stopped sending:\n{new.log_tail()}")
+
+    # then: it gave its lock up on the way out, and the follower's sends follow all of its own
+    assert f"beat leadership: released by {socket.gethostname()}:{old.pid}:" in _log(old)
+    pids = [s.pid for s in private_redis.sent()]
+    assert pids == sorted(pids, key=lambda pid: pid == new.pid) and set(pids) == {old.pid, new.pid}
+    assert private_redis.leader_pid() == new.pid
