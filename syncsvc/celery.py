@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-from . import heartbeats, logcontext
+from . import dbconnections, heartbeats, logcontext
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "syncsvc.settings")
 
@@ -16,3 +16,4 @@ app.autodiscover_tasks()
 
 heartbeats.install(app)
 logcontext.celery_signals_connect()
+dbconnections.celery_signals_connect()

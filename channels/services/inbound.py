@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inventory.services.sqlarrays import int_array, text_array
+from syncsvc.dbconnections import Reconnecting
 
 from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused
 from ..inbound.registry import inbound_parser
@@ -39,6 +40,9 @@ _KEPT_PREFIXES = ("x-shopify-", "x-wc-webhook-", "x-sandbox-", "content-type", "
 _SIGNATURES = {"x-shopify-hmac-sha256", "x-wc-webhook-signature", "x-sandbox-signature"}
 # An event that cannot be applied yet (a refund before its order) is retried this long.
 DEFER_LIMIT = timedelta(hours=1)
+# How long a delivery waits for a database that dropped its connection to come back before it
+# is answered 500: under Shopify's 5 s delivery timeout, WooCommerce's is 10 s.
+STORE_RETRY_S = 4.0
 
 
 class UnknownChannel(WebhookRefused):
@@ -55,8 +59,11 @@ class Receipt:
 
 def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes) -> Receipt:
     """Verify and store one delivery. Raises `WebhookRefused` (with its HTTP status) for a
-    bad signature, a malformed body or an unknown channel; nothing is stored then."""
-    channel = _receiving_channel(channel_id)
+    bad signature, a malformed body or an unknown channel; nothing is stored then. A database
+    that is restarting is waited for (briefly, within the channels' delivery timeouts): some
+    channels never deliver again what was answered with an error."""
+    reconnecting = Reconnecting(within_s=STORE_RETRY_S)
+    channel = reconnecting(lambda: _receiving_channel(channel_id))
     parser = inbound_parser(channel.kind, webhook=True)
     if getattr(parser, "is_ping", None) and parser.is_ping(headers=headers, body=body):
         return Receipt(200, {"ping": True})
@@ -66,7 +73,9 @@ def inbound_receive(*, channel_id: int, headers: Mapping[str, str], body: bytes)
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedPayload("body is not UTF-8") from None
-    event, created = _store(channel, parsed, headers, text)
+    # Idempotent (the insert does nothing for a stored key): an insert that committed just
+    # before the connection dropped is found again, as a duplicate the sweep processes.
+    event, created = reconnecting(lambda: _store(channel, parsed, headers, text))
     if created:
         transaction.on_commit(lambda: _enqueue(channel.pk))
     return Receipt(200, {"id": event.pk, "duplicate": not created})
