@@ -167,6 +167,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")) else {}
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A lost broker connection leaves running acks_late tasks unable to acknowledge: the broker
+# redelivers them. Let them finish (Celery 6 will terminate them by default): the redelivered
+# copy finds its work done in the database, while a terminated flush would keep its marks
+# leased (SYNCSVC_LEASE_S) from every other flush. Celery still warns about it on each loss.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 # Beat: however many beat processes run, one leads (a lock in Redis) and only it sends
