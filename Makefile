@@ -4,6 +4,7 @@
 #   make run     set up, then run web, worker, beat, Flower and the sandbox until Ctrl-C
 #   make test    set up, then run the whole suite (PYTEST_ARGS="-x -k foo" to narrow it)
 #   make chaos   the fault-injection suite at full length (table in var/chaos-results.md)
+#   make load    100 changes/s with inbound sales held for 10 minutes (var/load-held.md)
 #
 # Environment honoured by run/test/demo/bench: DATABASE_URL, REDIS_URL (preset = used as is);
 # SYNCSVC_FORCE_EMBEDDED=1 (test/demo/bench: SQLite and embedded Redis even when PostgreSQL
@@ -20,7 +21,7 @@ SETUP_PYTHON ?=
 PYTHON_CANDIDATES := $(or $(SETUP_PYTHON),python3.11 python3)
 PYTEST_ARGS  ?=
 
-.PHONY: help setup run test demo bench browser chaos
+.PHONY: help setup run test demo bench browser chaos load
 
 help: ## List the targets
 	@echo "usage: make <target>"
@@ -80,3 +81,6 @@ chaos: setup ## Run the fault-injection suite at full length; table in var/chaos
 
 bench: setup ## Run the benchmarks
 	@$(TESTENV) --label "make bench" -- $(PY) benchmarks/run.py
+
+load: setup ## Hold 100 changes/s with inbound sales for 10 minutes; report in var/load-held.md
+	@$(TESTENV) --label "make load" -- $(PY) benchmarks/load_held.py $(LOAD_ARGS)
