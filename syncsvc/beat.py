@@ -18,9 +18,12 @@ sends, so each schedule entry goes out once per due time.
 - Redis unreachable: no beat can show it leads, so none sends, and beat keeps running; the
   first to reach Redis again leads. Every change of standing is logged once.
 
-Left open: a leader that stalls for longer than the TTL between its claim and the publish
-(a few microseconds apart) sends that one message beside the new leader's. The jobs beat
-sends only kick off work that claims its own rows, so the rare double costs a little load.
+A leader paused between a claim and its publish publishes that message when it resumes,
+maybe after a new leader began: late, but for the due time it claimed, which the new leader
+went by, so still once per due time. Left open: what the hash no longer shows (Redis
+restarted empty, the key removed) a new leader takes from its own schedule state, so an
+entry sent moments before may go out once more, early. The jobs beat sends only kick off
+work that claims its own rows, so that rare repeat costs a little load, nothing more.
 """
 from __future__ import annotations
 

@@ -248,3 +248,37 @@ def test_a_leader_stopped_cleanly_releases_its_lock_and_the_follower_leads(beats
     pids = [s.pid for s in private_redis.sent()]
     assert pids == sorted(pids, key=lambda pid: pid == new.pid) and set(pids) == {old.pid, new.pid}
     assert private_redis.leader_pid() == new.pid
+
+
+def test_a_paused_leader_that_lost_its_lock_sends_nothing_when_it_resumes(beats, private_redis):
+    # given: two beats, one leading
+    first, second = _start_two(beats, "file")
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT) >= 2, timeout=90,
+               message=f"no heartbeat sent:\n{first.log_tail()}\n{second.log_tail()}")
+    old = first if private_redis.leader_pid() == first.pid else second
+    new = second if old is first else first
+
+    # when: the leader stalls past its lock's TTL (SIGSTOP), the follower takes over, and then
+    # the old leader runs again
+    os.kill(old.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: _count(private_redis.sent(), HEARTBEAT, new.pid) >= 2, timeout=LEADER_TTL_S * 10,
+                   message=f"the follower never took over:\n{new.log_tail()}")
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+    # it notices at its next lock check ("lost to" the new leader) or at its next claim ("lost
+    # before sending", then "following" the new leader)
+    new_identity = f"{socket.gethostname()}:{new.pid}:"
+    wait_until(lambda: new_identity in _log(old), timeout=60,
+               message=f"the resumed leader never noticed:\n{old.log_tail()}")
+    after = _count(private_redis.sent(), HEARTBEAT, new.pid)
+    wait_until(lambda: _count(private_redis.sent(), HEARTBEAT, new.pid) >= after + 3, timeout=60,
+               message=f"the new leader stopped sending:\n{new.log_tail()}")
+
+    # then: once the new leader sent, the old one sent at most one message: the one it was
+    # publishing when it was paused, claimed while it still led (a send for the due time it
+    # claimed, late, not a second one: the new leader went by that claim); and it follows
+    pids = [s.pid for s in private_redis.sent()]
+    late = pids[pids.index(new.pid):].count(old.pid)
+    assert late <= 1, f"the paused leader sent {late} messages after the new leader's first"
+    assert private_redis.leader_pid() == new.pid and old.alive()
