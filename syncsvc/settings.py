@@ -101,7 +101,7 @@ warnings.filterwarnings("ignore", message="No directory at: .*static", category=
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "syncsvc.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["syncsvc.permissions.RolePermission"],
@@ -206,6 +206,7 @@ SYNCSVC = {
     "LOW_STOCK_UNITS": env.int("SYNCSVC_LOW_STOCK_UNITS", default=5),
     # How often beat looks for changes held by threshold rules whose batch time came.
     "HELD_RELEASE_INTERVAL_S": env.float("SYNCSVC_HELD_RELEASE_INTERVAL_S", default=30.0),
+    "AUTH_CACHE_S": env.float("SYNCSVC_AUTH_CACHE_S", default=5.0),
     # Inbound webhooks: the largest body accepted (413 beyond), how often stored events that
     # are not applied yet are picked up again, how often expired reservations are released.
     "INBOUND_MAX_BYTES": env.int("SYNCSVC_INBOUND_MAX_BYTES", default=1024 * 1024),
