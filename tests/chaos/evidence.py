@@ -6,6 +6,7 @@ them, beat's heartbeat, what the broker holds, PostgreSQL's sessions, the proces
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -91,7 +92,7 @@ def processes_gone(pids: Iterable[int]) -> bool:
     return True
 
 
-def redelivered_by_others(orphaned: list[tuple[Lease, datetime]], *, timeout: float = 120) -> Claim:
+def redelivered_by_others(orphaned: list[tuple[Lease, datetime]], *, timeout: float = 60) -> Claim:
     """Every mark a killed process held (killed at the time given) was sent again after the
     kill. The killed process could write nothing after it, so each such attempt is another
     owner's, who claimed the mark once the lease ran out."""
@@ -114,14 +115,27 @@ def redelivered_by_others(orphaned: list[tuple[Lease, datetime]], *, timeout: fl
 
 # -- beat -----------------------------------------------------------------------------------
 
-def beat_heartbeat_at() -> float | None:
-    """When beat's `syncsvc.heartbeat` schedule last ran (the time its task wrote), or None."""
+def beat_task_names() -> set[str]:
+    """The tasks only beat sends (its schedule's)."""
     from django.conf import settings
 
-    from syncsvc.heartbeats import redis_client
+    return {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
 
-    value = redis_client().get(f"{settings.SYNCSVC['HEARTBEAT_PREFIX']}:beat")
-    return float(value) if value is not None else None
+
+_RECEIVED = re.compile(r"Task (\S+)\[[0-9a-f-]+\] received")
+
+
+def tasks_received_since(offsets: dict[Path, int], names: set[str]) -> Counter:
+    """How many of the tasks named `names` the worker took from the broker since `offsets`
+    (its log's "Task <name>[<id>] received" lines)."""
+    received: Counter = Counter()
+    for path, offset in offsets.items():
+        with open(path, "rb") as log:
+            log.seek(offset)
+            for match in _RECEIVED.finditer(log.read().decode(errors="replace")):
+                if match.group(1) in names:
+                    received[match.group(1)] += 1
+    return received
 
 
 # -- the broker (Redis) ---------------------------------------------------------------------

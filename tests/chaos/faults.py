@@ -16,7 +16,7 @@ from tests.chaos.evidence import (
     Claim,
     Effect,
     Lease,
-    beat_heartbeat_at,
+    beat_task_names,
     broker_snapshot,
     leases_held,
     log_lines_since,
@@ -26,6 +26,7 @@ from tests.chaos.evidence import (
     processes_gone,
     redelivered_by_others,
     task_names,
+    tasks_received_since,
     transaction_cut,
 )
 from tests.support.sandbox import wait_until
@@ -55,12 +56,26 @@ SLOW_MS = 2000
 TRIES_PER_KILL = 5  # a kill that lands just after its flush finished orphans nothing: strike again
 
 
+def _live_children(processes) -> list[int]:
+    """The worker's pool children, without those killed but not reaped yet (zombies)."""
+    import psutil
+
+    live = []
+    for pid in processes.worker_children():
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                live.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return live
+
+
 def _strike_mid_flush(processes, *, timeout: float = 30) -> list[Lease]:
     """Return as soon as a pool child of the worker holds a running lease (a flush in
     flight); the children are looked up again now and then (the pool replaces dead ones)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        children = processes.worker_children()
+        children = _live_children(processes)
         for _ in range(100):
             leases = leases_held(children) if children else []
             if leases:
@@ -89,12 +104,12 @@ def _kill_mid_flush(processes, kill: Callable[[], list[int]]) -> Kill:
         done = Kill(pids=pids, orphaned=leases_held(pids, running_only=False), killed_at=killed_at)
         if done.orphaned:
             return done
-        wait_until(processes.worker_children, timeout=30, message="no pool children after a kill")
+        wait_until(lambda: _live_children(processes), timeout=30, message="no pool children after a kill")
     return done
 
 
 def _kill_pool_children(processes) -> list[int]:
-    pids = processes.worker_children()
+    pids = _live_children(processes)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     return pids
@@ -129,8 +144,9 @@ def kill_worker_child(durations: Durations):
             kills.append(_kill_mid_flush(processes, lambda: _kill_pool_children(processes)))
             _between(driver, n, durations.kills, durations.between_kills_s)
         # the main process forks new pool children by itself
-        fresh = wait_until(processes.worker_children, timeout=30, message="no new pool children")
         killed = {pid for k in kills for pid in k.pids}
+        fresh = wait_until(lambda: [pid for pid in _live_children(processes) if pid not in killed], timeout=30,
+                           message="no new pool children")
         orphaned = _orphaned(kills)
         return Effect(
             claims=[_kills_claim(kills, "pool children"),
@@ -149,7 +165,7 @@ def kill_worker_main(durations: Durations):
 
         def kill() -> list[int]:
             worker = processes.children["worker"]
-            pids = [worker.pid, *processes.worker_children()]
+            pids = [worker.pid, *_live_children(processes)]
             os.killpg(worker.pid, signal.SIGKILL)  # the main process and its pool: a host lost
             worker.process.wait(10)
             # the restarted worker waits for "ready." in a fresh log, not the dead one's
@@ -230,41 +246,51 @@ def beat_stopped_then_two_beats(durations: Durations):
     """Beat stops for `beat_stopped_s` (a pool child is killed mid-flush meanwhile, so the
     sweep beat runs is owed work), then two beats start at once; afterwards one is left.
 
-    Beat's heartbeat (its `syncsvc.heartbeat` schedule's task writes the time) shows what beat
-    did: a heartbeat task sent just before the stop may still run until it expires (one
-    heartbeat interval after it was sent), so the stopped window is read from then on."""
+    What the worker takes from the broker shows what beat did: once the tasks beat sent
+    before the stop have left the broker (none of its schedule's tasks queued or unacknowledged),
+    the worker must take none of them until beat is back, and some after."""
 
     def fault(scenario, driver) -> Effect:
+        import redis
         from django.conf import settings
 
+        from syncsvc.processes import QUEUES
+
         processes = scenario.live.processes
+        names = beat_task_names()
+        broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
+
+        def beat_tasks_in_broker() -> int:
+            tasks = broker_snapshot(broker, queues=QUEUES.split(",")).tasks
+            return sum(1 for name in tasks.values() if name in names)
+
+        started = time.monotonic()
         processes.children["beat"].stop()
-        interval = settings.SYNCSVC["HEARTBEAT_INTERVAL_S"]
-        _kill_mid_flush(processes, lambda: _kill_pool_children(processes))
-        driver.wait(min(2 * interval, durations.beat_stopped_s / 2))  # the last queued heartbeat has expired
-        stopped_from = beat_heartbeat_at()
-        driver.wait(durations.beat_stopped_s - min(2 * interval, durations.beat_stopped_s / 2))
-        stopped_until = beat_heartbeat_at()
+        kill = _kill_mid_flush(processes, lambda: _kill_pool_children(processes))
+        # twice in a row: a message is briefly in neither the queue nor the unacked hash
+        wait_until(lambda: not beat_tasks_in_broker() and not beat_tasks_in_broker(), timeout=120, interval=0.2,
+                   message="beat's tasks sent before the stop never left the broker")
+        stopped = log_offsets(processes, ("worker",))
+        driver.wait(max(0.0, durations.beat_stopped_s - (time.monotonic() - started)))
+        while_stopped = tasks_received_since(stopped, names)
+        restarted = log_offsets(processes, ("worker",))
         processes.start_beat()
         second = processes.start_beat(name="beat-2")
         driver.wait(max(3.0, durations.beat_stopped_s / 10))
         second.stop()
         del processes.children["beat-2"]
-        resumed = wait_until(lambda: (beat_heartbeat_at() or 0) > (stopped_until or 0) and beat_heartbeat_at(),
-                             timeout=60, message="beat's heartbeat never ran again")
+        after = wait_until(lambda: tasks_received_since(restarted, names), timeout=60, interval=0.5,
+                           message="the worker took no task of beat's schedule after the restart")
+        broker.close()
         return Effect(claims=[
-            Claim("no beat schedule ran while beat was stopped (its heartbeat stood still)",
-                  stopped_from is not None and stopped_from == stopped_until,
-                  f"heartbeat at {_clock(stopped_from)} from the stop's start and {_clock(stopped_until)} at its end"),
-            Claim("beat's schedules ran again after the restart", resumed > (stopped_until or 0),
-                  f"heartbeat at {_clock(resumed)}"),
+            _kills_claim([kill], "pool children (beat stopped)"),
+            Claim("no beat schedule ran while beat was stopped (the worker took none of its tasks)",
+                  not while_stopped, f"{sum(while_stopped.values())} taken: {dict(while_stopped) or 'none'}"),
+            Claim("beat's schedules ran again after the restart", bool(after),
+                  f"{sum(after.values())} taken, e.g. {', '.join(sorted(after)[:4])}"),
         ])
 
     return fault
-
-
-def _clock(timestamp: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(timestamp)) + f".{int(timestamp * 1000) % 1000:03d}" if timestamp else "never"
 
 
 def _wait_for_a_flush_since(*, restarted_at, after: str) -> None:
@@ -284,7 +310,6 @@ def redis_restarted(durations: Durations):
     def fault(scenario, driver) -> Effect:
         import redis
         from django.conf import settings
-
         from django.utils import timezone
 
         from channels.redis_client import get_redis
