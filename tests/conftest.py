@@ -26,6 +26,8 @@ TEST_CLOCKS = {
     "SYNCSVC_RESERVATION_SWEEP_INTERVAL_S": "1",
     "SYNCSVC_ORDERS_POLL_INTERVAL_S": "1",
     "SYNCSVC_HEARTBEAT_INTERVAL_S": "1",
+    # a stopped second beat that led hands over within a tick, not the 20 s default
+    "SYNCSVC_BEAT_LEADER_TTL_S": "4",
     "SYNCSVC_ALERTS_INTERVAL_S": "1",
     "SYNCSVC_CIRCUIT_PROBE_S": "2",
     "SYNCSVC_CIRCUIT_PROBE_CAP_S": "4",
