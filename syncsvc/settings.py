@@ -166,6 +166,9 @@ CELERY_TASK_ROUTES = {
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://")) else {}
 )
+# Plain redis://: kombu's Redis transport with a fix (syncsvc/broker.py: a worker survives its
+# Redis going away while it waits for a message); any other broker by its URL's scheme.
+CELERY_BROKER_TRANSPORT = "syncsvc.broker:Transport" if CELERY_BROKER_URL.startswith("redis://") else None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A lost broker connection leaves running acks_late tasks unable to acknowledge: the broker
 # redelivers them. Let them finish (Celery 6 will terminate them by default): the redelivered
