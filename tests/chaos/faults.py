@@ -293,13 +293,26 @@ def beat_stopped_then_two_beats(durations: Durations):
     return fault
 
 
-def _wait_for_a_flush_since(*, restarted_at, after: str) -> None:
+def _survived(processes, worker) -> Claim:
+    """The worker rode the restart out: the same process, still running (a worker that died
+    would leave nothing to take the work, with nobody here to restart it)."""
+    now = processes.children["worker"]
+    return Claim("the worker survived the restart (the same process, running)", now is worker and worker.alive(),
+                 f"pid {worker.pid}, {'running' if worker.alive() else f'exited with {worker.process.returncode}'}")
+
+
+def _wait_for_a_flush_since(processes, *, restarted_at, after: str) -> None:
     """Whole again: a flush started since the restart (the load's commits woke a channel
     through the broker, a worker took the task and reached the database)."""
     from channels.models import SyncAttempt
 
-    wait_until(lambda: SyncAttempt.objects.filter(started_at__gt=restarted_at).exists(), timeout=120, interval=0.2,
-               message=f"no flush ran after {after}")
+    def flushed() -> bool:
+        worker = processes.children["worker"]
+        if not worker.alive():
+            raise AssertionError(f"the worker exited after {after}; its log:\n{worker.log_tail(60)}")
+        return SyncAttempt.objects.filter(started_at__gt=restarted_at).exists()
+
+    wait_until(flushed, timeout=120, interval=0.2, message=f"no flush ran after {after}")
 
 
 def redis_restarted(durations: Durations):
@@ -320,6 +333,7 @@ def redis_restarted(durations: Durations):
         assert server is not None and private_services.private_redis_in_use(settings.CELERY_BROKER_URL), \
             "not the run's private Redis: refusing to restart it"
         processes = scenario.live.processes
+        worker = processes.children["worker"]
         broker = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=5)
         befores, afters = [], []
         for n in range(durations.restarts):
@@ -331,7 +345,7 @@ def redis_restarted(durations: Durations):
             afters.append(broker_snapshot(broker, queues=QUEUES.split(",")))
             for client in (get_redis(), redis_client()):  # this process's own, left on dead sockets
                 client.connection_pool.disconnect()
-            _wait_for_a_flush_since(restarted_at=timezone.now(), after="the Redis restart")
+            _wait_for_a_flush_since(processes, restarted_at=timezone.now(), after="the Redis restart")
             _between(driver, n, durations.restarts, durations.between_restarts_s)
         broker.close()
         pairs = list(zip(befores, afters, strict=True))
@@ -344,6 +358,7 @@ def redis_restarted(durations: Durations):
                   all(before.tasks and not survived for before, survived in queued),
                   "; ".join(f"{len(before.tasks)} before ({task_names(before.tasks)}), {len(survived)} after"
                             for before, survived in queued)),
+            _survived(processes, worker),
         ])
 
     return fault
@@ -360,6 +375,7 @@ def postgres_restarted(durations: Durations):
         server = private_services.private_postgres_in_use(connection.settings_dict.get("PORT"))
         assert server is not None, "not the run's private PostgreSQL: refusing to restart it"
         processes = scenario.live.processes
+        worker = processes.children["worker"]
         offsets = log_offsets(processes, ("web", "worker"))
         restarts = []
         for n in range(durations.restarts):
@@ -370,7 +386,7 @@ def postgres_restarted(durations: Durations):
             connection.close()  # ours dropped too: the next query reconnects
             after = postgres_snapshot()
             restarts.append((before, after, transaction_cut(session)))
-            _wait_for_a_flush_since(restarted_at=after.started_at, after="the PostgreSQL restart")
+            _wait_for_a_flush_since(processes, restarted_at=after.started_at, after="the PostgreSQL restart")
             _between(driver, n, durations.restarts, durations.between_restarts_s)
 
         def saw_drop() -> Claim:
@@ -387,6 +403,7 @@ def postgres_restarted(durations: Durations):
                                 f"{len(set(b.backends) & set(a.backends))} of them after" for b, a, _ in restarts)),
                 Claim("a transaction open at the restart was cut", all(cut for _, _, cut in restarts),
                       "; ".join(str(cut) for _, _, cut in restarts)),
+                _survived(processes, worker),
             ],
             afterwards=[saw_drop],
         )
