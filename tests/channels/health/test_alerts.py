@@ -205,8 +205,10 @@ def test_a_store_failing_a_share_of_writes_opens_degraded_and_it_clears_after_re
     # then
     alert = wait_until(lambda: _open(channel, "degraded_channel"), timeout=20, message="degraded never opened")
     assert "attempts failed in the last 5 min (threshold 20%, at least 3 attempts)" in alert.detail
-    # the seed plus the two refused writes make the three attempts the rule needs: it opens on the second failure
-    assert alert.data["failures"] == 2
+    # it opens on the first failure that crosses the rule: one of two refused writes (the seed
+    # took two attempts) or both (it took one); never on a rate under 20% or fewer than 3 attempts
+    data = alert.data
+    assert data["failures"] in (1, 2) and data["attempts"] >= 3 and data["failures"] / data["attempts"] >= 0.2, data
 
     # when: the channel works again and takes many more writes
     wait_until(lambda: live.sandbox.item("webhook", store_name, "DG-1")["price"] == "11.00", timeout=20, message="11.00 never arrived")
