@@ -254,6 +254,7 @@ def beat_stopped_then_two_beats(durations: Durations):
         import redis
         from django.conf import settings
 
+        from syncsvc.beat import beat_leader_pid
         from syncsvc.processes import QUEUES
 
         processes = scenario.live.processes
@@ -274,9 +275,14 @@ def beat_stopped_then_two_beats(durations: Durations):
         driver.wait(max(0.0, durations.beat_stopped_s - (time.monotonic() - started)))
         while_stopped = tasks_received_since(stopped, names)
         restarted = log_offsets(processes, ("worker",))
-        processes.start_beat()
+        beats_from = {name: _log_size(processes, name) for name in ("beat", "beat-2")}
+        first = processes.start_beat()
         second = processes.start_beat(name="beat-2")
         driver.wait(max(3.0, durations.beat_stopped_s / 10))
+        wait_until(lambda: _sends(first, beats_from["beat"]) + _sends(second, beats_from["beat-2"]) >= 3, timeout=60,
+                   interval=0.2, message="neither beat sent a schedule")
+        sends = {"beat": _sends(first, beats_from["beat"]), "beat-2": _sends(second, beats_from["beat-2"])}
+        leader = beat_leader_pid(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5))
         second.stop()
         del processes.children["beat-2"]
         after = wait_until(lambda: tasks_received_since(restarted, names), timeout=60, interval=0.5,
@@ -288,9 +294,25 @@ def beat_stopped_then_two_beats(durations: Durations):
                   not while_stopped, f"{sum(while_stopped.values())} taken: {dict(while_stopped) or 'none'}"),
             Claim("beat's schedules ran again after the restart", bool(after),
                   f"{sum(after.values())} taken, e.g. {', '.join(sorted(after)[:4])}"),
+            # Schedules ran once: the leader sent every one, the other beat none.
+            Claim("two beats at once: one led and sent every schedule, the other sent nothing",
+                  min(sends.values()) == 0 and leader == (first.pid if sends["beat"] else second.pid),
+                  f"schedule sends per beat {sends}; leader pid {leader} (beat {first.pid}, beat-2 {second.pid})"),
         ])
 
     return fault
+
+
+SENDING = b"Scheduler: Sending due task"  # Celery's beat logs this once per send
+
+
+def _log_size(processes, name: str) -> int:
+    path = processes.log_dir / f"{name}.log"
+    return path.stat().st_size if path.exists() else 0
+
+
+def _sends(child, since: int) -> int:
+    return child.log_path.read_bytes()[since:].count(SENDING)
 
 
 def _survived(processes, worker) -> Claim:

@@ -13,22 +13,12 @@ import pytest
 
 from tests.chaos import private_services
 from tests.chaos.faults import FAULTS, FULL, NEEDS_PRIVATE, SHORT, SHORT_FORM
-from tests.chaos.scenario import RESULTS_DIR, Scenario, write_table
+from tests.chaos.scenario import Scenario
 
 pytestmark = pytest.mark.stack
 FULL_RUN = os.environ.get("SYNCSVC_CHAOS") == "full"
 DURATIONS = FULL if FULL_RUN else SHORT
 SELECTED = list(FAULTS) if FULL_RUN else list(SHORT_FORM)
-
-
-@pytest.fixture(scope="module")
-def outcomes():
-    collected = []
-    yield collected
-    if collected:
-        name = "chaos-results.md" if FULL_RUN else "chaos-results-short.md"
-        command = "make chaos" if FULL_RUN else "make test (short form)"
-        print("\n" + write_table(collected, path=RESULTS_DIR / name, command=command))
 
 
 def _skip_unless_private(fault_name: str) -> None:
