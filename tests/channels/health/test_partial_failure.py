@@ -56,6 +56,11 @@ def test_magento_answering_503_is_seen_per_channel_and_a_resync_of_its_skus_repa
         for sku in SKUS:
             wait_until(lambda k=kind, s=store, sku=sku: _price(live, k, s, sku) == "10.00", timeout=30,
                        message=f"{sku} never reached {kind}")
+    # ... and logged: a store shows a value a moment before the worker logs the call, and a
+    # seed success logged after the fault starts would count as one of the fault's rows
+    wait_until(lambda: all(SyncAttempt.objects.filter(channel=channel, sku=sku, event_type="price", status="success").exists()
+                           for channel in channels.values() for sku in SKUS),
+               timeout=30, message="the seed's deliveries were never logged")
 
     # when: Magento starts answering 503, and the PIM changes the prices
     live.sandbox.fault("magento", stores["magento"], status=503, seconds=600)
