@@ -308,12 +308,9 @@ def make_channels(sandbox_url: str, web_url: str, stores: dict[str, str], plan: 
 
 
 def pim_token() -> str:
-    from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+    from syncsvc.permissions import api_token
 
-    user = User.objects.create(username=f"load-pim-{uuid.uuid4().hex[:6]}")
-    user.groups.add(Group.objects.get_or_create(name="pim")[0])
-    return Token.objects.create(user=user).key
+    return api_token(f"load-pim-{uuid.uuid4().hex[:6]}", "pim")
 
 
 # --- the load -----------------------------------------------------------------------------------

@@ -15,6 +15,19 @@ def user_roles(user) -> set[str]:
     return cached
 
 
+def api_token(username: str, *roles: str) -> str:
+    """The API token of `username` (created with the user if needed), in the given roles'
+    groups: what `manage.py createapitoken` prints, and how tests and benchmarks call the API."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.get_or_create(username=username)
+    for role in roles:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return Token.objects.get_or_create(user=user)[0].key
+
+
 class RolePermission(BasePermission):
     """Reads need any authenticated user; writes need one of the view's `write_roles`."""
 

@@ -167,13 +167,10 @@ def store_name() -> str:
 
 
 def api_client(role: str = "pim") -> APIClient:
-    from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+    from syncsvc.permissions import api_token
 
-    user = User.objects.create(username=f"{role}-{uuid.uuid4().hex[:6]}")
-    user.groups.add(Group.objects.get_or_create(name=role)[0])
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(f'{role}-{uuid.uuid4().hex[:6]}', role)}")
     return client
 
 

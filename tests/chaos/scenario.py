@@ -187,9 +187,6 @@ class Scenario:
 
 
 def _pim_token() -> str:
-    from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+    from syncsvc.permissions import api_token
 
-    user = User.objects.create(username=f"chaos-pim-{uuid.uuid4().hex[:6]}")
-    user.groups.add(Group.objects.get_or_create(name="pim")[0])
-    return Token.objects.create(user=user).key
+    return api_token(f"chaos-pim-{uuid.uuid4().hex[:6]}", "pim")

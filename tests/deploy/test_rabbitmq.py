@@ -240,13 +240,10 @@ def _is_celery_worker_or_beat(process) -> bool:
 
 def _pim() -> requests.Session:
     """A requests session carrying a PIM user's token, as the PIM calls the API."""
-    from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+    from syncsvc.permissions import api_token
 
-    user = User.objects.create(username=f"rabbit-pim-{uuid.uuid4().hex[:6]}")
-    user.groups.add(Group.objects.get_or_create(name="pim")[0])
     session = requests.Session()
-    session.headers["Authorization"] = f"Token {Token.objects.create(user=user).key}"
+    session.headers["Authorization"] = f"Token {api_token(f'rabbit-pim-{uuid.uuid4().hex[:6]}', 'pim')}"
     return session
 
 

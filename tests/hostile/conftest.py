@@ -18,13 +18,9 @@ def role_token(*roles: str) -> str:
     """A real API token for a new user in the given role groups."""
     import uuid
 
-    from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+    from syncsvc.permissions import api_token
 
-    user = User.objects.create(username=f"{'-'.join(roles) or 'none'}-{uuid.uuid4().hex[:8]}")
-    for role in roles:
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return Token.objects.create(user=user).key
+    return api_token(f"{'-'.join(roles) or 'none'}-{uuid.uuid4().hex[:8]}", *roles)
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.authtoken.models import Token
 
-from syncsvc.permissions import ROLES
+from syncsvc.permissions import ROLES, api_token
 
 
 class Command(BaseCommand):
@@ -16,7 +13,4 @@ class Command(BaseCommand):
     def handle(self, username, role, **options):
         if not username.strip():
             raise CommandError("username must not be empty")
-        user, _ = get_user_model().objects.get_or_create(username=username)
-        user.groups.add(Group.objects.get_or_create(name=role)[0])
-        token, _ = Token.objects.get_or_create(user=user)
-        self.stdout.write(token.key)
+        self.stdout.write(api_token(username, role))
