@@ -27,8 +27,10 @@ class RedisChannelContext:
     def _key(self, bucket: str) -> str:
         return f"{self.channel_id}:{bucket}"
 
-    def acquire(self, cost: float = 1.0, *, bucket: str = "default", spend: float | None = None) -> float:
-        return bucket_take(self._key(bucket), cost=cost, spend=spend, **self._limits(bucket))
+    def acquire(
+        self, cost: float = 1.0, *, bucket: str = "default", spend: float | None = None, then: float = 0.0
+    ) -> float:
+        return bucket_take(self._key(bucket), cost=cost, spend=spend, then=then, **self._limits(bucket))
 
     def observe(self, *, bucket="default", available=None, maximum=None, restore_rate=None, refund=0.0) -> None:
         bucket_observe(

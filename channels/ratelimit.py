@@ -50,21 +50,25 @@ redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 3600)
 # its turn.
 QUEUE_GRACE_S = 0.1
 
-# ARGV: default rate, default capacity, cost, spend|''. Returns the wait in seconds ("0" when taken).
+# ARGV: default rate, default capacity, cost, spend|'', then. Returns the wait in seconds ("0"
+# when taken). `need` is what the bucket must hold for the call to go: its cost and the cost
+# of the call that must follow it (`then`).
 _TAKE = _REFILL + """
 local cost = math.min(tonumber(ARGV[3]), capacity)
 local spend = math.min(tonumber(ARGV[4]) or cost, cost)
+local follow = tonumber(ARGV[5]) or 0
+local need = math.min(cost + follow, capacity)
 local wait = 0
 if tokens >= capacity then queued_until = 0 end
 if paused_until > now then
   wait = paused_until - now
-elseif tokens >= cost then
+elseif tokens >= need then
   tokens = tokens - cost
-elseif (cost - tokens) / rate <= """ + repr(QUEUE_GRACE_S) + """ then
-  wait = (cost - tokens) / rate
+elseif (need - tokens) / rate <= """ + repr(QUEUE_GRACE_S) + """ then
+  wait = (need - tokens) / rate
 else
-  local ready = now + (cost - tokens) / rate
-  if queued_until > now then ready = math.max(ready, queued_until + spend / rate) end
+  local ready = now + (need - tokens) / rate
+  if queued_until > now then ready = math.max(ready, queued_until + (spend + follow) / rate) end
   queued_until = ready
   wait = ready - now
 end
@@ -98,12 +102,21 @@ def _run(name: str, source: str, key: str, args: list) -> str | None:
         return None
 
 
-def bucket_take(key: str, *, rate_per_s: float, burst: float, cost: float = 1.0, spend: float | None = None) -> float:
+def bucket_take(
+    key: str, *, rate_per_s: float, burst: float, cost: float = 1.0, spend: float | None = None, then: float = 0.0,
+) -> float:
     """Take `cost` tokens now if the bucket has them (returns 0.0), else the seconds to wait:
     until the bucket holds `cost` after the calls refused before this one have each taken what
     they spend (`spend`: what a call keeps after its refund; `cost` when unknown).
+
+    `then`: the cost of a call that is useless without this one and follows it at once (a
+    stock write after the read it compares with). The call goes only when the bucket holds
+    both, so a read is never spent on a write that must then wait: a flush that read, was
+    refused the write, and came back to read again would spend the write's points on the read
+    every time, and never write.
+
     If Redis is unreachable the call is allowed: the channel's own throttling still slows us."""
-    answer = _run("take", _TAKE, key, [rate_per_s, burst, cost, "" if spend is None else spend])
+    answer = _run("take", _TAKE, key, [rate_per_s, burst, cost, "" if spend is None else spend, then])
     return float(answer) if answer is not None else 0.0
 
 

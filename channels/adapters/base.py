@@ -123,11 +123,15 @@ class ChannelContext(Protocol):
     an adapter tells the limiter what the channel reported. Nothing here ever sleeps.
     """
 
-    def acquire(self, cost: float = 1.0, *, bucket: str = "default", spend: float | None = None) -> float:
+    def acquire(
+        self, cost: float = 1.0, *, bucket: str = "default", spend: float | None = None, then: float = 0.0
+    ) -> float:
         """Take `cost` from the channel's bucket: 0.0 when taken, else seconds to wait (the
         adapter then answers THROTTLED with that `retry_after` for what it did not send).
         `spend`: what the call will keep after the channel refunds the rest (Shopify's actual
-        cost), when known; refused calls queue behind each other by it."""
+        cost), when known; refused calls queue behind each other by it. `then`: the cost of
+        the call that must follow this one (a write after its read): taken only when the
+        bucket holds both."""
 
     def observe(
         self,

@@ -83,3 +83,16 @@ def test_a_full_bucket_forgets_a_queue_nobody_came_back_for(key):
 
     # then: it waits for its own 50 points only, not behind the stale queue
     assert 0.4 < wait <= 0.6
+
+
+def test_a_call_with_a_follower_goes_only_when_the_bucket_holds_both(key):
+    # given: 13 points left, restoring 10 points/s
+    assert bucket_take(key, rate_per_s=10, burst=100, cost=87) == 0.0
+
+    # when: a 3-point read whose 11-point write must follow asks, then a lone 3-point call
+    read_wait = bucket_take(key, rate_per_s=10, burst=100, cost=3, then=11)
+    lone_wait = bucket_take(key, rate_per_s=10, burst=100, cost=3)
+
+    # then: the read waits for the 1 point the pair lacks (and takes nothing), the lone call goes
+    assert 0.05 < read_wait <= 0.1
+    assert lone_wait == 0.0

@@ -46,7 +46,7 @@ from .bulk import DEFAULT_CHUNK_SIZE, BulkRefresh
 from .client import ShopifyClient
 from .documents import FIRST_LOCATION
 from .errors import LineOutcome, ShopifyCallError
-from .inventory import CompareAndSet, StockLine, quantity_entry
+from .inventory import CompareAndSet, StockLine, quantity_entry, write_cost
 from .lookup import Level, Lookup, Variant, levels_by_item, variants_by_sku
 from .prices import DEFAULT_MUTATIONS_PER_REQUEST, PriceLine, price_variables, prices_set
 
@@ -118,9 +118,12 @@ class ShopifyAdapter(ChannelAdapter):
         location_id = self._location_id()
         # Resolved SKUs: read their levels by inventory item; ids the shop no longer knows,
         # and SKUs never resolved, are looked up by SKU (which reads the level too).
+        # Each read goes only when the bucket also holds the write it is for: a read spent on a
+        # write that must then wait is read again next time, and the write never goes.
         known = {i: run.items[i].external_ids.get("inventory_item_id") for i in indexes}
         levels = levels_by_item(
-            self.client, [v for v in known.values() if v], location_id=location_id, max_cost=self.max_cost
+            self.client, [v for v in known.values() if v], location_id=location_id, max_cost=self.max_cost,
+            then=write_cost(),
         ) if any(known.values()) else {}
         variants: dict[int, tuple[str, Level]] = {
             i: (item_id, levels[item_id]) for i, item_id in known.items() if item_id and item_id in levels
@@ -129,7 +132,7 @@ class ShopifyAdapter(ChannelAdapter):
         if unresolved:
             lookup = variants_by_sku(
                 self.client, [run.items[i].sku for i in unresolved], location_id=location_id,
-                max_cost=self.max_cost, batch=self.lookup_batch,
+                max_cost=self.max_cost, batch=self.lookup_batch, then=write_cost(),
             )
             for index in unresolved:
                 variant = self._resolved(run, index, lookup, location_id)

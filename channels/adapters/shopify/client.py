@@ -72,10 +72,12 @@ class ShopifyClient:
         version = self.config.settings.get("api_version") or DEFAULT_API_VERSION
         return f"{self.config.base_url.rstrip('/')}/admin/api/{version}/graphql.json"
 
-    def execute(self, document: str, variables: dict | None = None) -> Answer:
-        """Send one document; its answer, or `ShopifyCallError` saying why there is none."""
+    def execute(self, document: str, variables: dict | None = None, *, then: int = 0) -> Answer:
+        """Send one document; its answer, or `ShopifyCallError` saying why there is none.
+        `then`: the cost of the call that must follow this one (sent only when the bucket
+        holds both)."""
         cost = requested_cost(document, variables)
-        wait = self.context.acquire(cost, spend=expected_spend(document, variables))
+        wait = self.context.acquire(cost, spend=expected_spend(document, variables), then=then)
         if wait > 0:
             raise ShopifyCallError(Outcome.THROTTLED, "rate_limited", f"cost bucket needs {wait:.2f}s for {cost} points", wait)
         body = json.dumps({"query": document, "variables": variables or {}}, separators=(",", ":")).encode()

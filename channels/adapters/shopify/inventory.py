@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 from ..base import Outcome
 from .client import ShopifyClient, error_code, error_outcome
+from .cost import requested_cost
 from .documents import inventory_set
 from .errors import DELIVERED, LineOutcome
 from .lookup import INPUT_LIMIT, levels_by_item
@@ -70,6 +71,12 @@ def idempotency_key(
     """A key that depends only on what the call says: entries are (sku, version, read, to set)."""
     body = ";".join(f"{sku}:{version}:{read}:{quantity}" for sku, version, read, quantity in sorted(entries))
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{channel_id}|{location_id}|{generation}|{body}"))
+
+
+def write_cost() -> int:
+    """What one `inventorySetQuantities` call requests, whatever it holds (a mutation's cost
+    does not grow with its input): what a level read must leave in the bucket for its write."""
+    return requested_cost(inventory_set(str(uuid.UUID(int=0))))
 
 
 def reference_uri(channel_id: int, key: str) -> str:
@@ -160,7 +167,8 @@ class CompareAndSet:
 
     def _read_again(self, lines: list[StockLine], read: dict[int, int]) -> list[StockLine]:
         levels = levels_by_item(
-            self.client, [line.inventory_item_id for line in lines], location_id=self.location_id, max_cost=self.max_cost
+            self.client, [line.inventory_item_id for line in lines], location_id=self.location_id,
+            max_cost=self.max_cost, then=write_cost(),
         )
         pending = []
         for line in lines:

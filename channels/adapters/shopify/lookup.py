@@ -73,7 +73,7 @@ def sku_search(skus: Sequence[str]) -> str:
 
 def variants_by_sku(
     client: ShopifyClient, skus: Sequence[str], *, location_id: str | None = None, max_cost: int, batch: int,
-    document: str | None = None,
+    document: str | None = None, then: int = 0,
 ) -> Lookup:
     """Look SKUs up, `batch` at most per query; with `location_id`, read price and stock too.
 
@@ -82,6 +82,7 @@ def variants_by_sku(
     SKUs not already proven duplicated are asked once more, one per query, which settles them.
     """
     # `document`: a slimmer read of the same shape (`PRODUCT_IDS_BY_SKU`), when fewer ids will do.
+    # `then`: the cost of the write each read is for (see `ShopifyClient.execute`).
     document = document or (VARIANTS_BY_SKU_WITH_STOCK if location_id else VARIANTS_BY_SKU)
 
     def variables(chunk: Sequence[str]) -> dict:
@@ -102,7 +103,7 @@ def variants_by_sku(
     while queue:
         chunk, first_look = queue.pop(0)
         nodes, truncated = _split_on_max_cost(
-            lambda part: _variants_page(client, document, variables(part)), chunk, _merge_pages
+            lambda part: _variants_page(client, document, variables(part), then), chunk, _merge_pages
         )
         asked = set(chunk)
         matches: dict[str, list[Variant]] = {}
@@ -126,15 +127,21 @@ def variants_by_sku(
     return Lookup(found, frozenset(missing), frozenset(duplicated), frozenset(unsure))
 
 
-def levels_by_item(client: ShopifyClient, item_ids: Sequence[str], *, location_id: str, max_cost: int) -> dict[str, Level]:
-    """`available` at the location per inventory item id; ids the shop no longer has are absent."""
+def levels_by_item(
+    client: ShopifyClient, item_ids: Sequence[str], *, location_id: str, max_cost: int, then: int = 0,
+) -> dict[str, Level]:
+    """`available` at the location per inventory item id; ids the shop no longer has are absent.
+    `then`: the cost of the write the levels are read for, sent only when the bucket holds both
+    (see `ShopifyClient.execute`)."""
     per_query = linear_capacity(
         lambda n: requested_cost(INVENTORY_LEVELS, {"ids": ["x"] * n, "locationId": location_id}), max_cost, INPUT_LIMIT
     )
     levels: dict[str, Level] = {}
     for chunk in _chunks(list(dict.fromkeys(item_ids)), per_query):
         nodes = _split_on_max_cost(
-            lambda part: client.execute(INVENTORY_LEVELS, {"ids": list(part), "locationId": location_id}).field("nodes"),
+            lambda part: client.execute(
+                INVENTORY_LEVELS, {"ids": list(part), "locationId": location_id}, then=then
+            ).field("nodes"),
             chunk, lambda pages: [node for page in pages for node in page],
         )
         for node in nodes:
@@ -143,8 +150,8 @@ def levels_by_item(client: ShopifyClient, item_ids: Sequence[str], *, location_i
     return levels
 
 
-def _variants_page(client: ShopifyClient, document: str, variables: dict) -> tuple[list[dict], bool]:
-    connection = client.execute(document, variables).field("productVariants")
+def _variants_page(client: ShopifyClient, document: str, variables: dict, then: int = 0) -> tuple[list[dict], bool]:
+    connection = client.execute(document, variables, then=then).field("productVariants")
     return connection.get("nodes") or [], bool((connection.get("pageInfo") or {}).get("hasNextPage"))
 
 

@@ -219,7 +219,7 @@ class FakeContext:
     paused: list[float] = field(default_factory=list)
     cache: dict = field(default_factory=dict)
 
-    def acquire(self, cost=1.0, *, bucket="default", spend=None):
+    def acquire(self, cost=1.0, *, bucket="default", spend=None, then=0.0):
         self.acquired.append(cost)
         return self.waits.pop(0) if self.waits else 0.0
 
