@@ -20,8 +20,13 @@ class ChannelsConfig(AppConfig):
         from syncsvc.authentication import forget_tokens
         from syncsvc.permissions import roles_grant
 
-        from .receivers import on_changes_recorded
+        from syncsvc.heartbeats import add_routed_queues
 
+        from .receivers import on_changes_recorded
+        from .routing import dedicated_sync_queues
+
+        # /health/ and the queue-length metric count each channel's dedicated flush queue too.
+        add_routed_queues(dedicated_sync_queues)
         changes_recorded.connect(on_changes_recorded, dispatch_uid="channels.fan_out")
         # channels migrates after inventory: by then both apps' permissions exist.
         post_migrate.connect(roles_grant, sender=self, dispatch_uid="syncsvc.roles_grant")

@@ -10,7 +10,9 @@ The route is read when a flush is sent (one primary-key read per wake-up that se
 per change: wake-ups are deduplicated first), so a changed route applies to the next flush;
 a flush already waiting on the old queue still runs there, and does no harm (a flush is
 idempotent). A dedicated queue with no worker leaves its channel's updates owed, not lost:
-they go out when a worker consumes it.
+they go out when a worker consumes it. Until then `/health/` names the queue (the channels app
+registers `dedicated_sync_queues` with `syncsvc.heartbeats.add_routed_queues`), and the
+queue-length metric counts what waits there.
 """
 from __future__ import annotations
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 
 from .redis_clients import redis_for
 
@@ -90,10 +92,26 @@ def heartbeats_read(redis) -> Heartbeats:
     return Heartbeats(workers=workers, beat_age_s=beat_age)
 
 
+_queue_sources: list[Callable[[], Iterable[str]]] = []
+
+
+def add_routed_queues(source: Callable[[], Iterable[str]]) -> None:
+    """Register where more routed queues come from: the apps' own routes, read when asked
+    (a channel's dedicated `sync.<label>` queue, from its settings in the database)."""
+    if source not in _queue_sources:
+        _queue_sources.append(source)
+
+
 def routed_queues() -> set[str]:
-    """The queues the app sends tasks to: each needs a live worker."""
+    """The queues the app sends tasks to: each needs a live worker. A source the database
+    cannot answer for now adds nothing (/health/'s database check says why)."""
     queues = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values() if "queue" in route}
     queues.add(settings.CELERY_TASK_DEFAULT_QUEUE)
+    for source in _queue_sources:
+        try:
+            queues.update(source())
+        except DatabaseError as exc:
+            log.warning("routed queues of %s unreadable: %s", getattr(source, "__qualname__", source), exc)
     return queues
 
 

@@ -14,6 +14,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
 )
 
+from syncsvc.heartbeats import routed_queues
+
 from ..models import Alert, Channel, ChannelCircuit, InboundEvent, SyncMark
 from ..redis_client import get_redis
 from .counters import ATTEMPTS_KEY, BUCKETS_S, HOPS_KEY, INBOUND_KEY, INF, LATENCY_KEY
@@ -23,21 +25,17 @@ _KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 _KOMBU_PRIORITY_STEPS = (3, 6, 9)
 
 
-def celery_queues() -> list[str]:
-    queues = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values() if "queue" in route}
-    queues.add(settings.CELERY_TASK_DEFAULT_QUEUE)
-    return sorted(queues)
-
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 class SyncCollector:
-    """One scrape: five queries, one Redis round trip (two when the broker is another Redis)."""
+    """One scrape: six queries (one for the channels' own flush queues), one Redis round trip (two
+    when the broker is another Redis)."""
 
     def collect(self):
         started = time.monotonic()
+        self._queue_names = sorted(routed_queues())  # one list for the lengths read and their labels
         names = dict(Channel.objects.values_list("pk", "name"))
         yield from self._marks(names)
         yield from self._circuits(names)
@@ -146,7 +144,7 @@ class SyncCollector:
         return {key: {_text(f): float(v) for f, v in raw.items()} for key, raw in zip(keys, results)}
 
     def _queue_lengths(self, pipe) -> None:
-        for queue in celery_queues():
+        for queue in self._queue_names:
             pipe.llen(queue)
             for step in _KOMBU_PRIORITY_STEPS:
                 pipe.llen(f"{queue}{_KOMBU_PRIORITY_SEPARATOR}{step}")
@@ -164,7 +162,7 @@ class SyncCollector:
             self._queue_lengths(pipe)
             lengths = pipe.execute()
         per_queue = 1 + len(_KOMBU_PRIORITY_STEPS)
-        for index, queue in enumerate(celery_queues()):
+        for index, queue in enumerate(self._queue_names):
             family.add_metric([queue], sum(lengths[index * per_queue:(index + 1) * per_queue]))
         return family
 

@@ -201,3 +201,21 @@ def test_a_metrics_token_is_required_when_set(db, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Token s3cret").status_code == 401
     assert "syncsvc_channel_pending_marks" in scrape(client, HTTP_AUTHORIZATION="Bearer s3cret")
+
+
+def test_a_channels_dedicated_queue_is_measured_too(db):
+    # given: a channel routed to its own queue, one flush waiting there (no worker consumes it)
+    from syncsvc.celery import app
+
+    ChannelFactory(name="routed", settings={"sync_queue": "sync.routed"})
+    app.send_task("syncsvc.heartbeat", queue="sync.routed")
+    try:
+        # when
+        lengths = samples(scrape(), "syncsvc_celery_queue_length")
+
+        # then
+        assert lengths[(("queue", "sync.routed"),)] == 1
+        assert (("queue", "sync"),) in lengths
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge("sync.routed")

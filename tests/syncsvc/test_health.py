@@ -14,6 +14,7 @@ from django.test import Client
 from syncsvc import heartbeats, redis_clients
 from syncsvc.heartbeats import redis_client
 from syncsvc.processes import QUEUES
+from tests.factories import ChannelFactory
 from tests.support.sandbox import wait_until
 
 pytestmark = pytest.mark.stack
@@ -78,6 +79,25 @@ def test_a_stale_beat_and_a_worker_missing_queues_are_named(live, dead_heartbeat
     assert body["workers"] == ["only-sync@host"]
     assert body["checks"]["workers"] == "error: no live worker consumes bulk, inbound, maintenance"
     assert "last beat heartbeat" in body["checks"]["beat"]
+
+
+def test_a_channels_dedicated_queue_without_a_worker_is_named(live, dead_heartbeats):
+    # given: workers on every shared queue, a fresh beat, and a channel routed to `sync.big`
+    redis = redis_client()
+    heartbeats.worker_heartbeat_write(redis, hostname="shared@host", queues=QUEUES.split(","))
+    redis.set(f"{dead_heartbeats}:beat", repr(time.time()))
+    ChannelFactory(name="big", settings={"sync_queue": "sync.big"})
+
+    # when
+    status, body = _health(Client())
+
+    # then: its updates would stay owed, so the service is not ready, and says which queue
+    assert status == 503 and body["failed"] == ["workers"]
+    assert body["checks"]["workers"] == "error: no live worker consumes sync.big"
+
+    # and a worker on that queue makes it ready
+    heartbeats.worker_heartbeat_write(redis, hostname="big@host", queues=["sync.big"])
+    assert _health(Client())[0] == 200
 
 
 def test_a_worker_heartbeat_older_than_the_stale_limit_is_not_alive(live, dead_heartbeats):
