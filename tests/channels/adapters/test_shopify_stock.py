@@ -18,17 +18,26 @@ from tests.support.sandbox import wait_until
 pytestmark = pytest.mark.django_db
 
 
+def _store_in_sync_at_10(sandbox, store_name: str, name: str, **store_config) -> Channel:
+    """A Shopify store and a channel to it, SKU `<NAME>-1` at 10 units in both."""
+    control, url = sandbox
+    sku, token = f"{name.upper()}-1", f"shpat_{name}"
+    control.config("shopify", store_name, access_token=token, webhook_url="http://127.0.0.1:9/", webhook_secret="x",
+                   **store_config)
+    control.put_item("shopify", store_name, sku, price="10.00", available=10, title=sku)
+    channel = Channel(name=name, kind="shopify", base_url=f"{url}/shopify/{store_name}")
+    channel.credentials = {"access_token": token}
+    channel.save()
+    product_with_variants(handle=name, skus=[sku], price="10.00", stock=10)
+    wait_until(lambda: flush_channel(channel_id=channel.pk) and control.item("shopify", store_name, sku)["available"] == 10,
+               message="store never showed 10")
+    return channel
+
+
 def test_a_sale_between_our_read_and_our_write_is_not_overwritten(sandbox, store_name):
     # given: a store in sync at 10 units
-    control, url = sandbox
-    control.config("shopify", store_name, access_token="shpat_cas", webhook_url="http://127.0.0.1:9/", webhook_secret="x")
-    control.put_item("shopify", store_name, "CAS-1", price="10.00", available=10, title="CAS-1")
-    channel = Channel(name="cas", kind="shopify", base_url=f"{url}/shopify/{store_name}")
-    channel.credentials = {"access_token": "shpat_cas"}
-    channel.save()
-    product_with_variants(handle="cas", skus=["CAS-1"], price="10.00", stock=10)
-    wait_until(lambda: flush_channel(channel_id=channel.pk) and control.item("shopify", store_name, "CAS-1")["available"] == 10,
-               message="store never showed 10")
+    control, _ = sandbox
+    channel = _store_in_sync_at_10(sandbox, store_name, "cas")
 
     # when: 5 units arrive in the warehouse, and while we push them the store sells one, after
     # we read its quantity and before our write lands
@@ -56,16 +65,8 @@ def test_a_sale_between_our_read_and_our_write_is_not_overwritten(sandbox, store
 def test_a_stock_read_waits_until_the_bucket_also_holds_its_write(sandbox, store_name):
     # given: a store in sync at 10 units, restoring 1 point/s, and our bucket 1 point short of
     # one level read (3 points) plus its write (11)
-    control, url = sandbox
-    control.config("shopify", store_name, access_token="shpat_room", restore_rate=1,
-                   webhook_url="http://127.0.0.1:9/", webhook_secret="x")
-    control.put_item("shopify", store_name, "ROOM-1", price="10.00", available=10, title="ROOM-1")
-    channel = Channel(name="room", kind="shopify", base_url=f"{url}/shopify/{store_name}")
-    channel.credentials = {"access_token": "shpat_room"}
-    channel.save()
-    product_with_variants(handle="room", skus=["ROOM-1"], price="10.00", stock=10)
-    wait_until(lambda: flush_channel(channel_id=channel.pk) and control.item("shopify", store_name, "ROOM-1")["available"] == 10,
-               message="store never showed 10")
+    control, _ = sandbox
+    channel = _store_in_sync_at_10(sandbox, store_name, "room", restore_rate=1)
     kind = adapter_class("shopify")
     bucket_observe(f"{channel.pk}:default", rate_per_s=kind.default_rate_per_s, burst=kind.default_burst, available=13)
     since = time.time()
