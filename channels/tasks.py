@@ -100,7 +100,7 @@ def expire_reservations() -> int:
 
 @shared_task(name="channels.poll_orders", ignore_result=True)
 def poll_orders() -> int:
-    """Beat: one poll per channel whose orders come by polling (Magento)."""
+    """Beat: one poll per channel whose orders are polled (Magento; WooCommerce beside its webhooks)."""
     channel_ids = channels_to_poll()
     for channel_id in channel_ids:
         orders_poll_task.delay(channel_id)

@@ -215,7 +215,7 @@ SYNCSVC = {
     "INBOUND_MAX_BYTES": env.int("SYNCSVC_INBOUND_MAX_BYTES", default=1024 * 1024),
     "INBOUND_SWEEP_INTERVAL_S": env.float("SYNCSVC_INBOUND_SWEEP_INTERVAL_S", default=10.0),
     "RESERVATION_SWEEP_INTERVAL_S": env.float("SYNCSVC_RESERVATION_SWEEP_INTERVAL_S", default=60.0),
-    # Channels without order webhooks (Magento) are polled this often.
+    # Magento's orders (no webhooks) and WooCommerce's (webhooks never retried) are polled this often.
     "ORDERS_POLL_INTERVAL_S": env.float("SYNCSVC_ORDERS_POLL_INTERVAL_S", default=30.0),
     # Forced resync: at most RESYNC_MAX_SKUS listed SKUs per request (`all` has no cap); a job's
     # progress step runs at most STEP_BUDGET_S and is re-queued every POLL_S while the job is

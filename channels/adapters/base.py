@@ -106,6 +106,16 @@ class ChannelThrottled(Exception):
 
 
 @dataclass(frozen=True)
+class PolledOrder:
+    """One order as the channel's order list returned it (`orders_updated_since`): its id,
+    its last-modified time as the channel wrote it, and its JSON."""
+
+    order_id: str
+    updated_at: str
+    body: bytes
+
+
+@dataclass(frozen=True)
 class LiveValue:
     """What the channel shows for a SKU now (read back for verification and drift)."""
 
@@ -207,6 +217,13 @@ class ChannelAdapter(ABC):
         the channel lacks come back with `listed=False`. Raises ChannelThrottled rather than
         waiting when the rate limit does not allow the reads now."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
+
+    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+        """Orders changed since `since` (an aware time; each kind writes it in its channel's
+        own format), oldest first, at most `max_pages` pages: the caller's cursor moves on and
+        the next poll continues. Raises ChannelThrottled when the rate limit says wait, and the
+        read's error when the channel fails."""
+        raise NotImplementedError(f"the {self.kind} channel's orders are not polled")
 
     def preview(self, items: Sequence[PushItem]) -> dict[str, dict]:
         """SKU -> the request bodies `push` would send for these items, built by the push's own

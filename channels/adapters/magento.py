@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import requests
 
-from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult, RefreshPoll
+from .base import ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, PushResult, RefreshPoll
 from .http import session_for
 from .magento_refresh import bulk_poll, bulk_start
 from .rest import (
@@ -311,17 +311,18 @@ class MagentoAdapter(ChannelAdapter):
 
     # -- orders (Magento sends no webhooks: syncsvc polls) ----------------------------------
 
-    def orders_updated_since(self, since: str, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
-        """Orders updated at or after `since` (Magento's `YYYY-MM-DD HH:MM:SS`, UTC), oldest
-        first, as the shop sent each one. At most `max_pages` pages per call: the caller's
-        cursor moves on and the next poll continues."""
+    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+        """Orders updated at or after `since` (sent as Magento's `YYYY-MM-DD HH:MM:SS`, UTC),
+        oldest first, as the shop sent each one. At most `max_pages` pages per call: the
+        caller's cursor moves on and the next poll continues."""
         self._begin()
         prefix = "searchCriteria[filter_groups][0][filters][0]"
         orders: list[PolledOrder] = []
         try:
             for page in range(1, max_pages + 1):
                 params = {
-                    f"{prefix}[field]": "updated_at", f"{prefix}[value]": since, f"{prefix}[condition_type]": "gteq",
+                    f"{prefix}[field]": "updated_at", f"{prefix}[value]": magento_time(since),
+                    f"{prefix}[condition_type]": "gteq",
                     "searchCriteria[sortOrders][0][field]": "updated_at",
                     "searchCriteria[sortOrders][0][direction]": "ASC",
                     "searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": str(page),
@@ -410,13 +411,9 @@ class MagentoAdapter(ChannelAdapter):
         return status_error(response)
 
 
-@dataclass(frozen=True)
-class PolledOrder:
-    """One order as `GET /V1/orders` returned it: its id, its `updated_at`, its JSON."""
-
-    entity_id: str
-    updated_at: str
-    body: bytes
+def magento_time(value: datetime) -> str:
+    """Magento's `YYYY-MM-DD HH:MM:SS`, in UTC (what `updated_at` filters compare with)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _error_items(body: dict) -> list[dict]:

@@ -14,6 +14,10 @@ the channel's mapped attributes as the product's `attributes` (`content_fields`;
 replaces the whole list, and attributes without a mapping are never sent). Each goes by
 `name`: a local attribute, or a global one's `pa_` taxonomy name as it shows in the shop.
 
+Orders (a safety net beside the webhooks, which WooCommerce never retries): `GET /orders`
+with `modified_after` (GMT, `dates_are_gmt=true`), `orderby=modified&order=asc`, paged by
+`X-WP-TotalPages`; see services/polling.py.
+
 Settings (all optional):
 - `rate_per_s` (5), `burst` (10): our bucket; WooCommerce documents no limit, hosts add 429s.
 - `batch_limit` (100): entries per batch call (WooCommerce's `woocommerce_rest_batch_items_limit`);
@@ -22,15 +26,17 @@ Settings (all optional):
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import urlencode, urlsplit
 
 import requests
 
 from . import oauth1
-from .base import ChannelAdapter, LiveValue, Outcome, PushItem, PushResult, RefreshPoll
+from .base import ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, PushResult, RefreshPoll
 from .http import session_for
 from .push_refresh import poll_pushed, refresh_by_push
 from .rest import (
@@ -95,6 +101,20 @@ def _ids(product: dict) -> dict:
     if product.get("type") == "variation" and product.get("parent_id"):
         return {"product_id": product["id"], "parent_id": product["parent_id"]}
     return {"product_id": product["id"]}
+
+
+def wc_gmt_time(value: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS` in UTC, without an offset, for a filter with `dates_are_gmt`.
+    WordPress reads an offset-less time as it is; one with an offset it converts to the
+    site's timezone and would then compare with the GMT column."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _total_pages(response: requests.Response) -> int:
+    try:
+        return int(response.headers.get("X-WP-TotalPages") or 0)
+    except ValueError:
+        return 0
 
 
 def _price(value) -> Decimal | None:
@@ -267,6 +287,36 @@ class WooCommerceAdapter(ChannelAdapter):
                 external_ids=_ids(product),
             )
         return live
+
+    # -- orders (a safety net beside the webhooks, which WooCommerce never retries) ---------
+
+    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+        """Orders modified after `since`, oldest first, each as the REST API shows it (the body
+        its webhooks carry too). At most `max_pages` pages per call: the caller's cursor moves
+        on and the next poll continues."""
+        self._begin()
+        orders: list[PolledOrder] = []
+        try:
+            for page in range(1, max_pages + 1):
+                params = [
+                    ("modified_after", wc_gmt_time(since)), ("dates_are_gmt", "true"),
+                    ("orderby", "modified"), ("order", "asc"),
+                    ("per_page", str(min(page_size, LOOKUP_PAGE))), ("page", str(page)),
+                ]
+                response = self._request("GET", "/orders", params=params)
+                if not 200 <= response.status_code < 300:
+                    raise self._error(response)
+                answer = json_body(response)
+                rows = answer if isinstance(answer, list) else []
+                for row in rows:
+                    if isinstance(row, dict) and row.get("id") is not None:
+                        orders.append(PolledOrder(str(row["id"]), str(row.get("date_modified_gmt") or ""),
+                                                  json.dumps(row, separators=(",", ":")).encode()))
+                if not rows or page >= _total_pages(response):
+                    break
+        except CallError as error:
+            raise error.for_read() from None
+        return orders
 
     # -- lookup -----------------------------------------------------------------------------
 

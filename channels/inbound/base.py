@@ -115,6 +115,14 @@ def body_digest(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
+def news_digest(status, lines: tuple[LineReport, ...] | list[LineReport]) -> str:
+    """A short digest of what a polled order says (its status and lines): part of its dedupe
+    key, so two changes within its timestamp's resolution (one second) are two events while
+    the same version polled again is one."""
+    news = (status, [(line.line_id, line.quantity, line.status.value) for line in lines])
+    return hashlib.sha256(repr(news).encode()).hexdigest()[:16]
+
+
 def quantity(value, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise MalformedPayload(f"{where}: quantity must be a non-negative integer, got {value!r}")

@@ -1,12 +1,15 @@
-"""Channel kind -> the module that verifies and parses its webhooks (imported lazily)."""
+"""Channel kind -> the module that verifies and parses its webhooks and reads its polled
+orders (imported lazily)."""
 from __future__ import annotations
 
 import difflib
 from importlib import import_module
 from types import ModuleType
 
-from .base import WebhookRefused
+from .base import ParsedWebhook, WebhookRefused
 
+# A kind whose orders syncsvc polls declares `POLL_TOPIC` (the topic its polled orders are
+# stored under) and `parse_polled(body=...)`; a kind that sends no webhooks has `WEBHOOKS = False`.
 PARSERS = {
     "shopify": "channels.inbound.shopify",
     "woocommerce": "channels.inbound.woocommerce",
@@ -28,3 +31,17 @@ def inbound_parser(kind: str, *, webhook: bool = False) -> ModuleType:
         error.status = 404
         raise error
     return module
+
+
+def poll_topic(kind: str) -> str:
+    """The topic a kind's polled orders are stored under (its poll's cursor reads only those)."""
+    return inbound_parser(kind).POLL_TOPIC
+
+
+def parse_stored(kind: str, *, topic: str, headers, body: bytes) -> ParsedWebhook:
+    """A stored event read again: an order the poll fetched by its kind's poll reading (it
+    came with no webhook headers), anything else as the webhook it was."""
+    parser = inbound_parser(kind)
+    if topic == getattr(parser, "POLL_TOPIC", None):
+        return parser.parse_polled(body=body)
+    return parser.parse(headers=headers, body=body)

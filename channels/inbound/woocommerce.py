@@ -10,6 +10,11 @@ WooCommerce does not retry, but a host or a proxy may deliver twice, and every d
 its own `X-WC-Webhook-Delivery-ID`; identical bodies carry identical news, so the dedupe key
 is the topic and a digest of the body. The body is the order resource of the REST API.
 
+The same order resource is also polled (`GET /orders` by `date_modified_gmt`: a safety net
+for deliveries that failed, see services/polling.py): `parse_polled` reads it into the same
+lines, under syncsvc's own topic `order.polled`, keyed by the order's id, `date_modified_gmt`
+and a digest of what its lines say, so the poll's overlap stores a version once.
+
 Refunds (`refunds[]`, status `refunded`) do not say which units were put back on the shelf
 (WooCommerce restocks only when the merchant asks it to, and does not report it in the
 order), so they leave the sale standing; see `LineStatus.REFUNDED`.
@@ -27,6 +32,7 @@ from .base import (
     body_digest,
     header,
     json_object,
+    news_digest,
     objects_in,
     parse_time,
     quantity,
@@ -35,6 +41,7 @@ from .base import (
 )
 
 PING = re.compile(rb"^webhook_id=\d+$")
+POLL_TOPIC = "order.polled"  # ours, not a WooCommerce topic: orders the poll fetched
 ORDER_TOPICS = {"order.created", "order.updated", "order.restored"}
 STATUSES = {
     "pending": LineStatus.OPEN,         # awaiting payment
@@ -64,15 +71,32 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
     topic = header(headers, "X-WC-Webhook-Topic")
     if not topic:
         raise MalformedPayload("missing X-WC-Webhook-Topic header")
+    if topic == POLL_TOPIC:  # the poll's cursor and reading are for orders syncsvc fetched itself
+        raise MalformedPayload(f"topic {POLL_TOPIC} is not a WooCommerce webhook topic")
     payload = json_object(body)
     common = dict(key=f"{topic}:{body_digest(body)}", topic=topic,
                   triggered_at=parse_time(_gmt(payload.get("date_modified_gmt"))))
     if topic not in ORDER_TOPICS:
         return ParsedWebhook(**common, ignored=f"topic {topic} is not written back")
+    lines = _lines(payload)
+    return ParsedWebhook(**common, order_id=text_id(payload.get("id"), "id"), lines=lines)
+
+
+def parse_polled(*, body: bytes) -> ParsedWebhook:
+    """An order as `GET /orders` listed it: the webhook's reading, under `POLL_TOPIC`."""
+    payload = json_object(body)
+    lines = _lines(payload)
+    order_id = text_id(payload.get("id"), "id")
+    modified = str(payload.get("date_modified_gmt") or "")
+    return ParsedWebhook(key=f"{POLL_TOPIC}:{order_id}:{modified}:{news_digest(payload.get('status'), lines)}",
+                         topic=POLL_TOPIC, order_id=order_id, triggered_at=parse_time(_gmt(modified)), lines=lines)
+
+
+def _lines(payload: dict) -> tuple[LineReport, ...]:
     status = STATUSES.get(payload.get("status"))
     if status is None:
         raise MalformedPayload(f"status: unknown order status {payload.get('status')!r}")
-    lines = tuple(
+    return tuple(
         LineReport(
             line_id=text_id(item.get("id"), f"{where}.id"),
             sku=str(item.get("sku") or ""),
@@ -81,7 +105,6 @@ def parse(*, headers: Mapping[str, str], body: bytes) -> ParsedWebhook:
         )
         for where, item in objects_in(payload.get("line_items"), "line_items")
     )
-    return ParsedWebhook(**common, order_id=text_id(payload.get("id"), "id"), lines=lines)
 
 
 def _gmt(value) -> str | None:

@@ -23,8 +23,8 @@ from django.utils import timezone
 from inventory.services.sqlarrays import int_array, text_array
 from syncsvc.dbconnections import Reconnecting
 
-from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused
-from ..inbound.registry import inbound_parser
+from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused, body_digest
+from ..inbound.registry import inbound_parser, parse_stored
 from ..marks import db_time
 from ..metrics.counters import inbound_count
 from ..models import Channel, InboundEvent, Listing
@@ -117,10 +117,17 @@ def _receiving_channel(channel_id: int) -> _Receiver:
 
 
 def inbound_store_polled(*, channel: Channel, body: bytes) -> bool:
-    """Store one order the channel gave us when asked (Magento), like a webhook; True when it
-    is new (its processing is queued), False when that version of it was stored before."""
-    parsed = inbound_parser(channel.kind).parse(headers={}, body=body)
-    event, created = _store(channel, parsed, {}, body.decode("utf-8"))
+    """Store one order the channel gave us when asked (its order poll), like a webhook, under
+    the kind's poll topic; True when it is new (its processing is queued), False when that
+    version of it was stored before. An order we cannot read is stored all the same, keyed by
+    its digest: its processing sets it aside for a person (nobody would see a refusal), and
+    the poll goes on with the others."""
+    parser = inbound_parser(channel.kind)
+    try:
+        parsed = parser.parse_polled(body=body)
+    except MalformedPayload:
+        parsed = ParsedWebhook(key=f"{parser.POLL_TOPIC}:unreadable:{body_digest(body)}", topic=parser.POLL_TOPIC)
+    _, created = _store(channel, parsed, {}, body.decode("utf-8"))
     if created:
         transaction.on_commit(lambda: _enqueue(channel.pk))
     return created
@@ -278,9 +285,10 @@ def inbound_batch_process(
                 results[event.pk] = (InboundEvent.Status.IGNORED, "shadow channel: orders are recorded, not applied")
                 continue
             try:
-                parsed.append(inbound_parser(event.channel.kind).parse(
-                    headers=event.headers, body=event.body.encode("utf-8")))
-            except WebhookRefused as error:  # stored by an older version that parsed less
+                parsed.append(parse_stored(event.channel.kind, topic=event.topic, headers=event.headers,
+                                           body=event.body.encode("utf-8")))
+            # Stored by an older version that parsed less, or a polled order we cannot read.
+            except WebhookRefused as error:
                 parsed.append(None)
                 results[event.pk] = (InboundEvent.Status.NEEDS_ATTENTION, error.message)
         work = [(event, p) for event, p in zip(events, parsed) if p is not None]

@@ -15,7 +15,9 @@
     GET    /products/{id}/variations/{vid}
     PUT    /products/{id}/variations/{vid}
     POST   /products/{id}/variations/batch
-    GET    /orders, /orders/{id}              the orders made by `sales`
+    GET    /orders, /orders/{id}              the orders made by `sales`; the list takes `after`, `before`,
+                                              `modified_after`, `modified_before` (ISO 8601), `dates_are_gmt`,
+                                              `orderby` (date, modified, id), `order`, `status`, paging
 
 Control extras: `PUT items/{sku}` takes `parent_sku` (make the SKU a variation of that variable
 product), `manage_stock`, `backorders`; `POST sales` takes `topic` (order.created |
@@ -77,6 +79,7 @@ from .catalog import (
     wp_datetime,
 )
 from .errors import WpError, error_item
+from .order_query import order_query
 from .params import (
     ParamErrors,
     boolean_value,
@@ -555,16 +558,16 @@ class WooCommerceStore(TypedConfig, Store):
     def list_orders(self, request: Request, params: dict[str, str], render: Renderer) -> Response:
         errors = ParamErrors()
         paging = self._paging(
-            request.query, errors, orderby_choices=("date", "id", "modified", "include", "title", "slug")
+            request.query, errors, orderby_choices=("date", "id", "include", "title", "slug", "modified")
         )
+        dates = order_query(request.query, errors, orderby=paging["orderby"], order=paging["order"])
         errors.raise_if_any()
         with self.lock:
-            orders = [dict(order) for order in self.orders.values()]
+            orders = [copy.deepcopy(order) for order in self.orders.values()]
         status = request.query.get("status")
         if status and status != "any":
             orders = [order for order in orders if order["status"] in status.split(",")]
-        orders.sort(key=lambda order: order["id"], reverse=paging["order"] == "desc")
-        page_items, total, pages = paginate(orders, paging["per_page"], paging["page"], paging["offset"])
+        page_items, total, pages = paginate(dates.apply(orders), paging["per_page"], paging["page"], paging["offset"])
         return Response(200, page_items, self._pagination_headers(request, render, "/orders", paging, total, pages))
 
     def get_order(self, request: Request, params: dict[str, str], render: Renderer) -> Response:
