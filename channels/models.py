@@ -280,6 +280,8 @@ class InboundEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="inbound_status_received_idx"),
             models.Index(fields=["channel", "received_at"], name="inbound_channel_received_idx"),
+            # The order poll's cursor: the newest order it stored itself (channels/services/polling.py).
+            models.Index(fields=["channel", "topic", "triggered_at"], name="inbound_poll_cursor_idx"),
         ]
 
     def __str__(self) -> str:

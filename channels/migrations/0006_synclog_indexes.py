@@ -5,42 +5,16 @@ writing attempts while a big table is indexed), hence `atomic = False`; elsewher
 `make run`) they are plain CREATE/DROP INDEX. If a concurrent build fails half way it leaves
 an INVALID index: drop it and migrate again.
 """
-from django.contrib.postgres.operations import (
-    AddIndexConcurrently,
-    RemoveIndexConcurrently,
-)
 from django.db import migrations, models
+
+from channels.migration_ops import (
+    AddIndexConcurrentlyOnPostgres,
+    RemoveIndexConcurrentlyOnPostgres,
+    is_postgres,
+)
 
 PROBLEM = ~models.Q(status="success")
 OPEN_FAILURE = models.Q(resolved_at__isnull=True, status__in=["failure", "throttled"])
-
-
-def _postgres(schema_editor) -> bool:
-    return schema_editor.connection.vendor == "postgresql"
-
-
-class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
-
-
-class RemoveIndexConcurrentlyOnPostgres(RemoveIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
 def _channel_id_indexes(schema_editor, model) -> list[str]:
@@ -57,7 +31,7 @@ def drop_channel_fk_index(apps, schema_editor):
     """The foreign key's own index on channel_id: (channel, timestamp) leads with it."""
     model = apps.get_model("channels", "SyncAttempt")
     for name in _channel_id_indexes(schema_editor, model):
-        concurrently = "CONCURRENTLY " if _postgres(schema_editor) else ""
+        concurrently = "CONCURRENTLY " if is_postgres(schema_editor) else ""
         schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {schema_editor.quote_name(name)}")
 
 
@@ -66,7 +40,7 @@ def restore_channel_fk_index(apps, schema_editor):
     if _channel_id_indexes(schema_editor, model):
         return
     name = schema_editor._create_index_name(model._meta.db_table, ["channel_id"], suffix="")
-    concurrently = "CONCURRENTLY " if _postgres(schema_editor) else ""
+    concurrently = "CONCURRENTLY " if is_postgres(schema_editor) else ""
     schema_editor.execute(
         f"CREATE INDEX {concurrently}{schema_editor.quote_name(name)} ON {schema_editor.quote_name(model._meta.db_table)} "
         f"({schema_editor.quote_name('channel_id')})"

@@ -24,7 +24,11 @@ STORES = {
         {},
     ),
 }
-PRODUCTS, VARIANTS, CHANGES = 20, 10, 2000
+VARIANTS = 10
+# kind -> (products, bulk rounds): Shopify takes 2,000 changes (200 SKUs, ten rounds) in about
+# 20 s; Amazon's listings API sends one SKU per call at 5 calls/s, so it gets 50 SKUs, four
+# rounds (200 changes): the same two workers sharing one bucket, in a quarter of the time.
+BURSTS = {"shopify": (20, 10), "amazon": (5, 4)}
 
 
 @pytest.fixture
@@ -36,26 +40,27 @@ def second_worker(live):
 
 
 @pytest.mark.parametrize("kind", [kind for kind in STORES if kind in ADAPTERS])
-def test_two_workers_push_2000_changes_within_the_channels_limit(live, second_worker, store_name, kind):
+def test_two_workers_push_a_burst_of_changes_within_the_channels_limit(live, second_worker, store_name, kind):
     # given: a store on its default plan holding the catalog, and a channel pointing at it
     store_config, credentials, settings = STORES[kind]
+    products, rounds = BURSTS[kind]
     live.sandbox.config(kind, store_name, **store_config)
-    skus = [f"RL-{p:02d}-{v}" for p in range(PRODUCTS) for v in range(VARIANTS)]
+    skus = [f"RL-{p:02d}-{v}" for p in range(products) for v in range(VARIANTS)]
     for sku in skus:
         live.sandbox.put_item(kind, store_name, sku, price="1.00", available=0, title=sku)
     channel = Channel(name=f"rl-{kind}", kind=kind, base_url=f"{live.sandbox_url}/{kind}/{store_name}", settings=settings)
     channel.credentials = credentials
     channel.save()
-    for p in range(PRODUCTS):
+    for p in range(products):
         services.product_create(
             handle=f"rl-{p}", title=f"RL {p}",
             variants=[{"sku": f"RL-{p:02d}-{v}", "price": Decimal("2.00")} for v in range(VARIANTS)],
         )
 
-    # when: 2,000 price changes in ten bulk rounds while both workers flush
+    # when: price changes in bulk rounds (every SKU each round) while both workers flush
     rng = random.Random(7)
     expected = {}
-    for round_number in range(CHANGES // len(skus)):
+    for _ in range(rounds):
         rows = []
         for sku in skus:
             expected[sku] = Decimal(rng.randint(300, 9999)) / 100

@@ -429,11 +429,11 @@ def test_a_countdown_flush_the_worker_holds_is_redelivered_when_its_connection_d
 
     from channels.tasks import flush
 
-    # given: a flush due in 20 s, which the worker takes at once and holds unacknowledged
+    # given: a flush due in 8 s, which the worker takes at once and holds unacknowledged
     # (acks_late; RabbitMQ has no visibility timeout: the message is the worker's until it
     # acknowledges it or its connection goes)
     with Connection(rabbit.vhost.url, connect_timeout=10) as connection:
-        task_id = flush.apply_async(args=(2**31 - 1,), countdown=20, connection=connection).id
+        task_id = flush.apply_async(args=(2**31 - 1,), countdown=8, connection=connection).id
     wait_until(lambda: rabbit.vhost.queues().get("sync", {}).get("messages_unacknowledged") == 1, timeout=PATIENCE_S,
                interval=0.5, message="the worker never took the countdown flush")
 
