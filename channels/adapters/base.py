@@ -218,7 +218,7 @@ class ChannelAdapter(ABC):
         waiting when the rate limit does not allow the reads now."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
 
-    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 50) -> list[PolledOrder]:
         """Orders changed since `since` (an aware time; each kind writes it in its channel's
         own format), oldest first, at most `max_pages` pages: the caller's cursor moves on and
         the next poll continues. Raises ChannelThrottled when the rate limit says wait, and the

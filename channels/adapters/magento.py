@@ -32,7 +32,8 @@ from .base import ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, Pus
 from .http import session_for
 from .magento_refresh import bulk_poll, bulk_start
 from .rest import (
-    CallBudget, CallError, PushResults, float_money, json_body, network_error, status_error, timeout_s, unsupported,
+    ORDER_POLL_PAGES, CallBudget, CallError, PushResults, float_money, json_body, network_error, order_pages_walk,
+    status_error, timeout_s, unsupported,
 )
 
 TOKEN_CACHE = "magento_admin_token"
@@ -311,37 +312,37 @@ class MagentoAdapter(ChannelAdapter):
 
     # -- orders (Magento sends no webhooks: syncsvc polls) ----------------------------------
 
-    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+    def orders_updated_since(
+        self, since: datetime, *, page_size: int = 100, max_pages: int = ORDER_POLL_PAGES
+    ) -> list[PolledOrder]:
         """Orders updated at or after `since` (sent as Magento's `YYYY-MM-DD HH:MM:SS`, UTC),
         oldest first, as the shop sent each one. At most `max_pages` pages per call: the
-        caller's cursor moves on and the next poll continues."""
+        caller's cursor moves on and the next poll continues (`order_pages_walk`)."""
         self._begin()
         prefix = "searchCriteria[filter_groups][0][filters][0]"
-        orders: list[PolledOrder] = []
-        try:
-            for page in range(1, max_pages + 1):
-                params = {
-                    f"{prefix}[field]": "updated_at", f"{prefix}[value]": magento_time(since),
-                    f"{prefix}[condition_type]": "gteq",
-                    "searchCriteria[sortOrders][0][field]": "updated_at",
-                    "searchCriteria[sortOrders][0][direction]": "ASC",
-                    "searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": str(page),
-                }
-                response = self._request("GET", self._url("/orders"), params=params)
-                if not 200 <= response.status_code < 300:
-                    raise self._error(response)
-                answer = json_body(response)
-                rows = answer.get("items") if isinstance(answer, dict) else None
-                for row in rows or []:
-                    if isinstance(row, dict) and row.get("entity_id") is not None:
-                        orders.append(PolledOrder(str(row["entity_id"]), str(row.get("updated_at") or ""),
-                                                  json.dumps(row, separators=(",", ":")).encode()))
-                total = answer.get("total_count") if isinstance(answer, dict) else 0
-                if not rows or page * page_size >= int(total or 0):
-                    break
-        except CallError as error:
-            raise error.for_read() from None
-        return orders
+
+        def fetch_page(page: int) -> tuple[list[PolledOrder], bool]:
+            params = {
+                f"{prefix}[field]": "updated_at", f"{prefix}[value]": magento_time(since),
+                f"{prefix}[condition_type]": "gteq",
+                "searchCriteria[sortOrders][0][field]": "updated_at",
+                "searchCriteria[sortOrders][0][direction]": "ASC",
+                "searchCriteria[pageSize]": str(page_size), "searchCriteria[currentPage]": str(page),
+            }
+            response = self._request("GET", self._url("/orders"), params=params)
+            if not 200 <= response.status_code < 300:
+                raise self._error(response)
+            answer = json_body(response)
+            rows = answer.get("items") if isinstance(answer, dict) else None
+            orders = [
+                PolledOrder(str(row["entity_id"]), str(row.get("updated_at") or ""),
+                            json.dumps(row, separators=(",", ":")).encode())
+                for row in rows or [] if isinstance(row, dict) and row.get("entity_id") is not None
+            ]
+            total = answer.get("total_count") if isinstance(answer, dict) else 0
+            return orders, not rows or page * page_size >= int(total or 0)
+
+        return order_pages_walk(fetch_page, max_pages=max_pages, channel=self.config.name)
 
     # -- HTTP and auth ----------------------------------------------------------------------
 

@@ -8,15 +8,23 @@ that outcome to every item not answered yet, so nothing is sent after the channe
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import requests
 from django.conf import settings
 
-from .base import ChannelContext, ChannelThrottled, Outcome, PushItem, PushResult
+from .base import ChannelContext, ChannelThrottled, Outcome, PolledOrder, PushItem, PushResult
 from .http import retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+# Pages one order poll reads at most (100 orders each): it re-reads the orders of its 2-minute
+# overlap every time, so this bounds how many orders may change in 2 minutes before it stops
+# reaching new ones (5,000: about 40 a second, sustained).
+ORDER_POLL_PAGES = 50
 
 # Statuses worth trying again as they are: timeouts, conflicts with a concurrent write, "too early".
 _RETRYABLE_4XX = frozenset({408, 409, 425})
@@ -41,6 +49,33 @@ class CallError(Exception):
         if self.outcome is Outcome.THROTTLED:
             return ChannelThrottled(self.retry_after or 1.0, self.message or self.code)
         return self
+
+
+def order_pages_walk(fetch_page: Callable[[int], tuple[list[PolledOrder], bool]], *, max_pages: int,
+                     channel: str) -> list[PolledOrder]:
+    """The orders of pages 1..`max_pages` of an order list, oldest first; `fetch_page(page)`
+    answers a page's orders and whether it was the last.
+
+    A page the rate limit refuses ends the walk with what the pages before it held, so the
+    poll's cursor moves on and the next poll goes on from there: the pushes share the bucket,
+    and a walk that had to win it for every page at once could fail on every poll of a busy
+    day and never book an order. Refused on its first page, the poll raises ChannelThrottled;
+    a failing channel raises the read's error."""
+    orders: list[PolledOrder] = []
+    for page in range(1, max_pages + 1):
+        try:
+            rows, last = fetch_page(page)
+        except CallError as error:
+            if error.outcome is Outcome.THROTTLED and orders:
+                log.info("%s: order poll throttled at page %d; the next poll goes on", channel, page)
+                return orders
+            raise error.for_read() from None
+        orders.extend(rows)
+        if last:
+            return orders
+    log.warning("%s: the order poll read its %d pages; more orders changed since its cursor than "
+                "one poll reads", channel, max_pages)
+    return orders
 
 
 class CallBudget:

@@ -40,7 +40,8 @@ from .base import ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, Pus
 from .http import session_for
 from .push_refresh import poll_pushed, refresh_by_push
 from .rest import (
-    CallBudget, CallError, PushResults, chunks, json_body, money, network_error, status_error, timeout_s, unsupported,
+    ORDER_POLL_PAGES, CallBudget, CallError, PushResults, chunks, json_body, money, network_error, order_pages_walk,
+    status_error, timeout_s, unsupported,
 )
 
 API_PATH = "/wp-json/wc/v3"
@@ -290,33 +291,33 @@ class WooCommerceAdapter(ChannelAdapter):
 
     # -- orders (a safety net beside the webhooks, which WooCommerce never retries) ---------
 
-    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 10) -> list[PolledOrder]:
+    def orders_updated_since(
+        self, since: datetime, *, page_size: int = 100, max_pages: int = ORDER_POLL_PAGES
+    ) -> list[PolledOrder]:
         """Orders modified after `since`, oldest first, each as the REST API shows it (the body
         its webhooks carry too). At most `max_pages` pages per call: the caller's cursor moves
-        on and the next poll continues."""
+        on and the next poll continues (`order_pages_walk`)."""
         self._begin()
-        orders: list[PolledOrder] = []
-        try:
-            for page in range(1, max_pages + 1):
-                params = [
-                    ("modified_after", wc_gmt_time(since)), ("dates_are_gmt", "true"),
-                    ("orderby", "modified"), ("order", "asc"),
-                    ("per_page", str(min(page_size, LOOKUP_PAGE))), ("page", str(page)),
-                ]
-                response = self._request("GET", "/orders", params=params)
-                if not 200 <= response.status_code < 300:
-                    raise self._error(response)
-                answer = json_body(response)
-                rows = answer if isinstance(answer, list) else []
-                for row in rows:
-                    if isinstance(row, dict) and row.get("id") is not None:
-                        orders.append(PolledOrder(str(row["id"]), str(row.get("date_modified_gmt") or ""),
-                                                  json.dumps(row, separators=(",", ":")).encode()))
-                if not rows or page >= _total_pages(response):
-                    break
-        except CallError as error:
-            raise error.for_read() from None
-        return orders
+
+        def fetch_page(page: int) -> tuple[list[PolledOrder], bool]:
+            params = [
+                ("modified_after", wc_gmt_time(since)), ("dates_are_gmt", "true"),
+                ("orderby", "modified"), ("order", "asc"),
+                ("per_page", str(min(page_size, LOOKUP_PAGE))), ("page", str(page)),
+            ]
+            response = self._request("GET", "/orders", params=params)
+            if not 200 <= response.status_code < 300:
+                raise self._error(response)
+            answer = json_body(response)
+            rows = answer if isinstance(answer, list) else []
+            orders = [
+                PolledOrder(str(row["id"]), str(row.get("date_modified_gmt") or ""),
+                            json.dumps(row, separators=(",", ":")).encode())
+                for row in rows if isinstance(row, dict) and row.get("id") is not None
+            ]
+            return orders, not rows or page >= _total_pages(response)
+
+        return order_pages_walk(fetch_page, max_pages=max_pages, channel=self.config.name)
 
     # -- lookup -----------------------------------------------------------------------------
 

@@ -7,16 +7,18 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
+from channels.adapters.base import ChannelThrottled
 from channels.inbound import woocommerce
 from channels.inbound.base import LineStatus, MalformedPayload
 from channels.models import InboundEvent, OrderLine
 from channels.sandbox.woocommerce.orders import delivery_headers, wp_json_encode
 from channels.services.inbound import inbound_batch_process
+from channels.services.flush import adapter_for_channel
 from channels.services.polling import orders_poll
 from inventory.models import StockMovement
 from inventory.selectors import stock_totals
@@ -211,3 +213,26 @@ def _deliver(web_url: str, channel_id: int, order: dict) -> requests.Response:
     headers = delivery_headers(topic="order.created", source="http://shop.test/", webhook_id=1,
                                delivery_id=uuid.uuid4().hex, secret=SECRET, body=body)
     return requests.post(f"{web_url}/webhooks/{channel_id}/", data=body, headers=headers, timeout=10)
+
+
+@pytest.mark.stack
+def test_a_poll_the_rate_limit_stops_half_way_keeps_the_pages_it_read(live, store_name):
+    # given: five orders in the shop, and a channel (disabled: nothing else spends its bucket)
+    # whose bucket holds two calls and refills one in 100 s
+    channel = sandbox_channel(live, KIND, store_name, receiver_url=DEAD_RECEIVER, enabled=False,
+                              settings={"rate_per_s": 0.01, "burst": 2})
+    live.sandbox.put_item(KIND, store_name, "WT-1", price="10.00", available=10, title="WT-1")
+    ids = [live.sandbox.sales(KIND, store_name, sku="WT-1", quantity=1)["order"]["id"] for _ in range(5)]
+    adapter = adapter_for_channel(channel)
+    since = datetime.now(UTC) - timedelta(hours=1)
+
+    # when: a poll reads pages of two
+    read = adapter.orders_updated_since(since, page_size=2)
+
+    # then: the third page was refused, and the poll keeps the two it read (its cursor moves
+    # on from them) instead of failing as a whole
+    assert [int(order.order_id) for order in read] == ids[:4]
+    # and refused on its first page, it says how long to wait
+    with pytest.raises(ChannelThrottled) as throttled:
+        adapter.orders_updated_since(since, page_size=2)
+    assert throttled.value.retry_after > 1
