@@ -27,7 +27,7 @@ from ..services.catalog_refresh import (
     catalog_refresh_start,
 )
 from ..services.refresh_schedule import refresh_schedule_describe
-from .params import int_param
+from .params import choice_param, int_param, offset_page
 from .refusals import refusal_response
 
 OPS = ("ops",)
@@ -75,20 +75,14 @@ class CatalogRefreshDetailView(APIView):
     def get(self, request, pk, refresh_id):
         """Progress and the chunks, `?status=` to filter them."""
         refresh = get_object_or_404(CatalogRefresh, pk=refresh_id, channel_id=pk)
-        chunks = CatalogRefreshChunk.objects.filter(refresh=refresh).order_by("seq")
-        wanted = request.query_params.get("status")
-        if wanted:
-            if wanted not in CatalogRefreshChunk.Status.values:
-                raise ValidationError({"status": [f"one of {', '.join(CatalogRefreshChunk.Status.values)}"]})
-            chunks = chunks.filter(status=wanted)
-        limit = int_param(request, "limit", CHUNKS_DEFAULT, 1, CHUNKS_MAX)
-        offset = int_param(request, "offset", 0, 0, None)
-        page = list(chunks[offset:offset + limit + 1])
+        chunks = choice_param(request, "status", CatalogRefreshChunk.objects.filter(refresh=refresh).order_by("seq"),
+                              field="status", choices=CatalogRefreshChunk.Status.values)
+        page, offset, more = offset_page(request, chunks, default=CHUNKS_DEFAULT, maximum=CHUNKS_MAX)
         return Response({
             **catalog_refresh_progress(refresh),
-            "chunk_list": ChunkSerializer(page[:limit], many=True).data,
+            "chunk_list": ChunkSerializer(page, many=True).data,
             "chunks_offset": offset,
-            "chunks_more": len(page) > limit,
+            "chunks_more": more,
         })
 
 

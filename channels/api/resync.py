@@ -21,7 +21,7 @@ from ..models import Channel, Incident, ResyncItem, ResyncJob
 from ..services.live_values import can_read_back
 from ..services.resync import ResyncError, resync_progress, resync_start
 from ..tasks import reconcile_channel_task
-from .params import int_param
+from .params import choice_param, int_param, offset_page
 from .refusals import refusal_response
 
 OPS = ("ops",)
@@ -92,20 +92,14 @@ class ResyncJobView(APIView):
     def get(self, request, pk, job_id):
         """Progress (done/total, ETA) and per-SKU outcomes, `?state=` to filter them."""
         job = get_object_or_404(ResyncJob.objects.select_related("channel"), pk=job_id, channel_id=pk)
-        items = ResyncItem.objects.filter(job=job).order_by("pk")
-        state = request.query_params.get("state")
-        if state:
-            if state not in ResyncItem.State.values:
-                raise ValidationError({"state": [f"one of {', '.join(ResyncItem.State.values)}"]})
-            items = items.filter(state=state)
-        limit = int_param(request, "limit", ITEMS_DEFAULT, 1, ITEMS_MAX)
-        offset = int_param(request, "offset", 0, 0, None)
-        page = list(items[offset:offset + limit + 1])
+        items = choice_param(request, "state", ResyncItem.objects.filter(job=job).order_by("pk"),
+                             field="state", choices=ResyncItem.State.values)
+        page, offset, more = offset_page(request, items, default=ITEMS_DEFAULT, maximum=ITEMS_MAX)
         return Response({
             **resync_progress(job),  # its "counts" are of every item, whatever `?state=` shows
-            "items": ResyncItemSerializer(page[:limit], many=True).data,
+            "items": ResyncItemSerializer(page, many=True).data,
             "items_offset": offset,
-            "items_more": len(page) > limit,
+            "items_more": more,
         })
 
 
