@@ -54,12 +54,12 @@ def prune_settled() -> int:
 
 @shared_task(name="channels.synclog_prune", ignore_result=True)
 def synclog_prune() -> int:
-    """Beat: delete sync log rows and change records past the retention, in batches within a
-    time budget; re-queued at once while old rows remain."""
+    """Beat: delete sync log rows, change records and settled inbound events past the
+    retention, in batches within a time budget; re-queued at once while old rows remain."""
     outcome = retention_prune()
     if outcome.more:
         synclog_prune.apply_async(countdown=1)
-    return outcome.attempts + outcome.changes
+    return outcome.attempts + outcome.changes + outcome.inbound
 
 
 # --- inbound webhooks and orders ---------------------------------------------------------------

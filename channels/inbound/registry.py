@@ -33,9 +33,11 @@ def inbound_parser(kind: str, *, webhook: bool = False) -> ModuleType:
     return module
 
 
-def poll_topic(kind: str) -> str:
-    """The topic a kind's polled orders are stored under (its poll's cursor reads only those)."""
-    return inbound_parser(kind).POLL_TOPIC
+def poll_topic(kind: str) -> str | None:
+    """The topic a kind's polled orders are stored under (its poll's cursor reads only those);
+    None for a kind whose orders are not polled."""
+    path = PARSERS.get(kind)
+    return getattr(import_module(path), "POLL_TOPIC", None) if path else None
 
 
 def parse_stored(kind: str, *, topic: str, headers, body: bytes) -> ParsedWebhook:

@@ -1,5 +1,5 @@
-"""Retention: the sync log and superseded change records older than the limit are deleted in
-batches; everything else stays."""
+"""Retention: the sync log, superseded change records and settled inbound events older than the
+limit are deleted in batches; everything else stays."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from channels.models import SyncAttempt
+from channels.models import InboundEvent, SyncAttempt
 from channels.services.retention import CHANGES_CURSOR_KEY, synclog_prune
 from inventory import services
 from inventory.models import Change, Variant
@@ -91,3 +91,33 @@ def test_superseded_old_changes_are_pruned_but_the_latest_of_each_sku_and_aspect
     assert outcome.changes == 4 and not outcome.more
     assert set(Change.objects.values_list("pk", flat=True)) == {a_prices[-1], a_stock, b_new}
     assert b_old not in set(Change.objects.values_list("pk", flat=True))
+
+
+def _event(channel, key: str, *, status: str, age_days: float, topic: str = "order.updated", now=None):
+    now = now or timezone.now()
+    at = now - timedelta(days=age_days)
+    return InboundEvent.objects.create(channel=channel, key=key, topic=topic, body="{}", status=status,
+                                       triggered_at=at, received_at=at).pk
+
+
+def test_old_settled_inbound_events_go_and_waiting_ones_and_each_polls_cursor_stay(settings):
+    # given: old events applied, ignored, waiting for a person and not applied yet; a recent
+    # applied one; and two Magento channels' old polled orders (the newest of each is its poll's cursor)
+    settings.SYNCSVC["SYNCLOG_RETENTION_DAYS"] = 30
+    now = timezone.now()
+    shop, mage, quiet = (ChannelFactory(kind=kind) for kind in ("woocommerce", "magento", "magento"))
+    S = InboundEvent.Status
+    gone = [_event(shop, "a", status=S.APPLIED, age_days=40), _event(shop, "i", status=S.IGNORED, age_days=31),
+            _event(mage, "p1", status=S.APPLIED, age_days=50, topic="orders.polled"),
+            _event(quiet, "q1", status=S.APPLIED, age_days=90, topic="orders.polled")]
+    kept = [_event(shop, "n", status=S.NEEDS_ATTENTION, age_days=40), _event(shop, "r", status=S.RECEIVED, age_days=40),
+            _event(shop, "new", status=S.APPLIED, age_days=1),
+            _event(mage, "p2", status=S.APPLIED, age_days=45, topic="orders.polled"),
+            _event(quiet, "q2", status=S.APPLIED, age_days=80, topic="orders.polled")]
+
+    # when: in batches of two
+    outcome = synclog_prune(now=now, batch_size=2, budget_s=60)
+
+    # then
+    assert outcome.inbound == len(gone) and not outcome.more
+    assert set(InboundEvent.objects.values_list("pk", flat=True)) == set(kept)
