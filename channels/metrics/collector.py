@@ -18,7 +18,7 @@ from syncsvc.heartbeats import routed_queues
 
 from ..models import Alert, Channel, ChannelCircuit, InboundEvent, SyncMark
 from ..redis_client import get_redis
-from .counters import ATTEMPTS_KEY, BUCKETS_S, HOPS_KEY, INBOUND_KEY, INF, LATENCY_KEY
+from .counters import ATTEMPTS_KEY, BUCKETS_S, CAUGHT_KEY, HOPS_KEY, INBOUND_KEY, INF, LATENCY_KEY
 
 # kombu's Redis transport keeps a queue's priority levels in lists of their own.
 _KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
@@ -58,6 +58,7 @@ class SyncCollector:
             None, hashes[HOPS_KEY],
         )
         yield self._inbound_counts(names, hashes[INBOUND_KEY])
+        yield self._caught_counts(names, hashes[CAUGHT_KEY])
         yield self._queues()
         yield GaugeMetricFamily("syncsvc_metrics_scrape_seconds", "How long this scrape took to compute.",
                                 value=time.monotonic() - started)
@@ -133,7 +134,7 @@ class SyncCollector:
     # --- from Redis -----------------------------------------------------------------------------
 
     def _read_hashes(self) -> dict[str, dict[str, float]]:
-        keys = (ATTEMPTS_KEY, LATENCY_KEY, HOPS_KEY, INBOUND_KEY)
+        keys = (ATTEMPTS_KEY, LATENCY_KEY, HOPS_KEY, INBOUND_KEY, CAUGHT_KEY)
         pipe = get_redis().pipeline(transaction=False)
         for key in keys:
             pipe.hgetall(key)
@@ -197,6 +198,17 @@ class SyncCollector:
                 cumulative += slots.get(bound, 0.0)
                 buckets.append((bound, cumulative))
             family.add_metric(list(labels), buckets, sum_value=slots.get("sum", 0.0))
+        return family
+
+    def _caught_counts(self, names, counts):
+        family = CounterMetricFamily(
+            "syncsvc_orders_caught_by_poll", "Order events the order poll applied before any webhook brought their "
+            "news (WooCommerce): the channel's webhooks are failing or disabled.", labels=["channel"],
+        )
+        for field, value in sorted(counts.items()):
+            name = names.get(int(field))
+            if name is not None:
+                family.add_metric([name], value)
         return family
 
     def _inbound_counts(self, names, counts):

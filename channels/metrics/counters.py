@@ -21,6 +21,7 @@ ATTEMPTS_KEY = "syncsvc:metrics:attempts"  # "channel_id|event_type|status|error
 LATENCY_KEY = "syncsvc:metrics:latency"  # "channel_id|event_type|le" -> count; "...|sum", "...|count"
 HOPS_KEY = "syncsvc:metrics:hops"  # "hop|le" -> count; "hop|sum", "hop|count"
 INBOUND_KEY = "syncsvc:metrics:inbound"  # "channel_id|status" -> count
+CAUGHT_KEY = "syncsvc:metrics:caught"  # "channel_id" -> orders the poll brought before any webhook
 
 # Seconds. Commit to acknowledgement is sub-second when all is well, minutes under backoff,
 # up to hours behind a dead channel. Few buckets: every one is a series per channel and event
@@ -95,13 +96,21 @@ def attempts_count(*, attempts: Iterable) -> None:
 
 def inbound_count(*, statuses: Iterable[tuple[int, str]]) -> None:
     """Add settled inbound events (channel id, status) to the counters."""
-    counts = Counter(f"{channel_id}|{status}" for channel_id, status in statuses)
+    _add(INBOUND_KEY, Counter(f"{channel_id}|{status}" for channel_id, status in statuses), "inbound events")
+
+
+def caught_count(*, channel_ids: Iterable[int]) -> None:
+    """Add events the order poll applied before any webhook brought their news."""
+    _add(CAUGHT_KEY, Counter(str(channel_id) for channel_id in channel_ids), "orders caught by the poll")
+
+
+def _add(key: str, counts: Counter, what: str) -> None:
     if not counts:
         return
     pipe = get_redis().pipeline(transaction=False)
     for field, count in counts.items():
-        pipe.hincrby(INBOUND_KEY, field, count)
-    _execute(pipe, "inbound events")
+        pipe.hincrby(key, field, count)
+    _execute(pipe, what)
 
 
 def _execute(pipe, what: str) -> None:

@@ -24,9 +24,9 @@ from inventory.services.sqlarrays import int_array, text_array
 from syncsvc.dbconnections import Reconnecting
 
 from ..inbound.base import MalformedPayload, ParsedWebhook, StockReport, WebhookRefused, body_digest
-from ..inbound.registry import inbound_parser, parse_stored
+from ..inbound.registry import inbound_parser, parse_stored, polled_beside_webhooks
 from ..marks import db_time
-from ..metrics.counters import inbound_count
+from ..metrics.counters import caught_count, inbound_count
 from ..models import Channel, InboundEvent, Listing
 from ..safety import shown_quantities
 from ..wakeups import flag_claim, flags_clear
@@ -300,8 +300,13 @@ def inbound_batch_process(
         except Exception:  # one event the batch cannot apply (e.g. a release below zero): find it
             log.exception("inbound batch of %s events failed; applying them one by one", len(work))
             lines = [_apply_alone(event, p) for event, p in work]
+        caught = []
         for (event, p), outcome in zip(work, lines):
-            results[event.pk] = _status(event, p, outcome)
+            status, detail = _status(event, p, outcome)
+            if status == InboundEvent.Status.APPLIED and _caught_by_poll(event, outcome):
+                caught.append(event.channel_id)
+                detail = f"{CAUGHT_NOTE}: {detail}"
+            results[event.pk] = (status, detail)
         now = timezone.now()
         for event in events:
             status, detail = results[event.pk]
@@ -310,10 +315,23 @@ def inbound_batch_process(
         _events_save(events, now)
         settled = [(e.channel_id, e.status) for e in events if e.status != InboundEvent.Status.RECEIVED]
         transaction.on_commit(lambda: inbound_count(statuses=settled))  # /metrics, counted once committed
+        if caught:
+            log.warning("order poll applied %d order events no webhook had brought (channels %s): are the "
+                        "channel's webhooks failing or disabled?", len(caught), sorted(set(caught)))
+            transaction.on_commit(lambda: caught_count(channel_ids=caught))
         return BatchOutcome(
             claimed=len(events), last_id=max(e.pk for e in events),
             settled=sum(e.status != InboundEvent.Status.RECEIVED for e in events),
         )
+
+
+CAUGHT_NOTE = "caught by the order poll: no webhook had brought it"
+
+
+def _caught_by_poll(event: InboundEvent, outcome: EventLines) -> bool:
+    """A polled order of a kind with webhooks that moved a line: its webhook did not come (or
+    not yet: a poll can overtake a webhook by a moment, rarely)."""
+    return bool(outcome.moved) and polled_beside_webhooks(event.channel.kind, event.topic)
 
 
 def _events_save(events: list[InboundEvent], now) -> None:

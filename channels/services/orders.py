@@ -107,6 +107,7 @@ class EventLines:
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)
+    moved: int = 0  # lines it moved (to a new state, or restocked): 0 when it brought no news
 
 
 def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> list[EventLines]:
@@ -181,6 +182,7 @@ def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> li
                 outcome.notes.append(f"line {report.line_id}: stale (from {parsed.triggered_at.isoformat()}, the line "
                                      f"moved on news from {line.last_event_at.isoformat()})")
             if plan.move(channel, line, target, parsed.triggered_at):
+                outcome.moved += 1
                 outcome.notes.append(f"line {report.line_id} ({line.sku}) -> {target}")
         for restock in sorted(parsed.restocks, key=lambda r: (r.sku, r.line_id)):
             line = lines.get((channel.pk, parsed.order_id, restock.line_id))
@@ -190,6 +192,7 @@ def orders_apply_batch(*, events: Sequence[tuple[Channel, ParsedWebhook]]) -> li
             if line.state != State.COMMITTED and not (line.state == State.CANCELLED and line.restocked):
                 continue  # nothing was sold: nothing to put back
             if plan.restock(channel, line, restock.quantity, name=f"refund:{restock.refund_id}"):
+                outcome.moved += 1
                 outcome.notes.append(f"line {restock.line_id} ({line.sku}) restocked")
     stock_movements_apply(movements=plan.movements)
     if plan.changed:

@@ -17,7 +17,9 @@ from channels.inbound import woocommerce
 from channels.inbound.base import LineStatus, MalformedPayload
 from channels.models import InboundEvent, OrderLine
 from channels.sandbox.woocommerce.orders import delivery_headers, wp_json_encode
-from channels.services.inbound import inbound_batch_process
+from channels.metrics.counters import CAUGHT_KEY
+from channels.redis_client import get_redis
+from channels.services.inbound import CAUGHT_NOTE, inbound_batch_process
 from channels.services.flush import adapter_for_channel
 from channels.services.polling import orders_poll
 from inventory.models import StockMovement
@@ -128,6 +130,9 @@ def test_a_sale_whose_webhook_failed_is_booked_by_the_next_poll_once(live, store
     event = InboundEvent.objects.get(channel=channel)
     assert (event.topic, event.status) == ("order.polled", InboundEvent.Status.APPLIED)
     assert _sales("WP-1") == 1
+    # and it says the poll caught what no webhook brought, in the event and in /metrics
+    assert event.detail.startswith(CAUGHT_NOTE), event.detail
+    wait_until(lambda: int(get_redis().hget(CAUGHT_KEY, str(channel.pk)) or 0) == 1, message="not counted")
 
 
 @pytest.mark.stack
@@ -233,6 +238,9 @@ def test_a_poll_the_rate_limit_stops_half_way_keeps_the_pages_it_read(live, stor
     # on from them) instead of failing as a whole
     assert [int(order.order_id) for order in read] == ids[:4]
     # and refused on its first page, it says how long to wait
-    with pytest.raises(ChannelThrottled) as throttled:
-        adapter.orders_updated_since(since, page_size=2)
-    assert throttled.value.retry_after > 1
+    try:
+        with pytest.raises(ChannelThrottled) as throttled:
+            adapter.orders_updated_since(since, page_size=2)
+        assert throttled.value.retry_after > 1
+    finally:  # a later run's channel with this id must not inherit the drained bucket
+        get_redis().delete(f"syncsvc:bucket:{channel.pk}:default")
