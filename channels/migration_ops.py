@@ -5,6 +5,8 @@ the webhooks writing while a big table is indexed), so a migration using them se
 `atomic = False`; elsewhere (SQLite in `make run`) they are plain CREATE/DROP INDEX. If a
 concurrent build fails half way it leaves an INVALID index: drop it and migrate again.
 """
+from functools import partial
+
 from django.contrib.postgres.operations import (
     AddIndexConcurrently,
     RemoveIndexConcurrently,
@@ -16,25 +18,23 @@ def is_postgres(schema_editor) -> bool:
     return schema_editor.connection.vendor == "postgresql"
 
 
-class AddIndexConcurrentlyOnPostgres(AddIndexConcurrently):
+class _ConcurrentlyOnPostgres:
+    """The concurrent operation (the next class in the MRO) on PostgreSQL, `plain` elsewhere."""
+
+    plain: type
+
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if is_postgres(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+        run = super().database_forwards if is_postgres(schema_editor) else partial(self.plain.database_forwards, self)
+        return run(app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if is_postgres(schema_editor):
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+        run = super().database_backwards if is_postgres(schema_editor) else partial(self.plain.database_backwards, self)
+        return run(app_label, schema_editor, from_state, to_state)
 
 
-class RemoveIndexConcurrentlyOnPostgres(RemoveIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if is_postgres(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return migrations.RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
+class AddIndexConcurrentlyOnPostgres(_ConcurrentlyOnPostgres, AddIndexConcurrently):
+    plain = migrations.AddIndex
 
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if is_postgres(schema_editor):
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return migrations.RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+class RemoveIndexConcurrentlyOnPostgres(_ConcurrentlyOnPostgres, RemoveIndexConcurrently):
+    plain = migrations.RemoveIndex

@@ -6,7 +6,9 @@ what failed. `/health/live/` (or `?live=1`): the process answers, nothing else i
 orchestrator does not restart the web on a database blip.
 
 syncsvc knows nothing of the apps (imports run channels -> inventory -> syncsvc): every check
-here reads only the database connection, Redis and the heartbeats (syncsvc/heartbeats.py).
+here reads only the database connection, Redis and the heartbeats (syncsvc/heartbeats.py); the
+queues an app routes to beyond the settings' (a channel's own `sync.<label>`) it registers
+with `heartbeats.add_routed_queues`, one query a request.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from syncsvc.processes import ProcessStack, database_url_for
+from tests.support.redis_state import syncsvc_state_forget
 from tests.support.sandbox import SandboxControl
 
 # Shorter clocks so recovery paths finish within a test's patience; the same values go to the
@@ -61,12 +62,8 @@ def _no_state_from_an_earlier_run():
     channel would inherit an earlier test's drained bucket. Start the run without it."""
     from redis.exceptions import RedisError
 
-    from channels.redis_client import get_redis
-
-    redis = get_redis()
     try:
-        for key in redis.scan_iter("syncsvc:*"):
-            redis.delete(key)
+        syncsvc_state_forget()
     except RedisError:  # no Redis: the tests that need one say so
         pass
 
@@ -166,11 +163,7 @@ def web_url(stack) -> str:
 @pytest.fixture
 def live(stack, transactional_db):
     """The running stack, with committed data visible to its processes."""
-    from channels.redis_client import get_redis
-
-    redis = get_redis()
-    for key in redis.scan_iter("syncsvc:*"):
-        redis.delete(key)
+    syncsvc_state_forget()
     yield stack
     # Quiet the real worker before the database is emptied: no more flushes or inbound work.
     from channels.models import Channel

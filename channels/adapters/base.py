@@ -105,6 +105,12 @@ class ChannelThrottled(Exception):
         self.retry_after = retry_after
 
 
+# Pages one order poll reads at most (100 orders each): it re-reads the orders of its 2-minute
+# overlap every time, so this bounds how many orders may change in 2 minutes before it stops
+# reaching new ones (5,000: about 40 a second, sustained).
+ORDER_POLL_PAGES = 50
+
+
 @dataclass(frozen=True)
 class PolledOrder:
     """One order as the channel's order list returned it (`orders_updated_since`): its id,
@@ -218,7 +224,9 @@ class ChannelAdapter(ABC):
         waiting when the rate limit does not allow the reads now."""
         raise NotImplementedError(f"the {self.kind} channel cannot be read back")
 
-    def orders_updated_since(self, since: datetime, *, page_size: int = 100, max_pages: int = 50) -> list[PolledOrder]:
+    def orders_updated_since(
+        self, since: datetime, *, page_size: int = 100, max_pages: int = ORDER_POLL_PAGES
+    ) -> list[PolledOrder]:
         """Orders changed since `since` (an aware time; each kind writes it in its channel's
         own format), oldest first, at most `max_pages` pages: the caller's cursor moves on and
         the next poll continues. Raises ChannelThrottled when the rate limit says wait, and the

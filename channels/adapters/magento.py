@@ -28,11 +28,11 @@ from decimal import Decimal, InvalidOperation
 
 import requests
 
-from .base import ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, PushResult, RefreshPoll
+from .base import ORDER_POLL_PAGES, ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, PushResult, RefreshPoll
 from .http import session_for
 from .magento_refresh import bulk_poll, bulk_start
 from .rest import (
-    ORDER_POLL_PAGES, CallBudget, CallError, PushResults, float_money, json_body, network_error, order_pages_walk,
+    CallBudget, CallError, PushResults, float_money, json_body, network_error, order_pages_walk,
     status_error, timeout_s, unsupported,
 )
 

@@ -21,11 +21,6 @@ from .http import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
-# Pages one order poll reads at most (100 orders each): it re-reads the orders of its 2-minute
-# overlap every time, so this bounds how many orders may change in 2 minutes before it stops
-# reaching new ones (5,000: about 40 a second, sustained).
-ORDER_POLL_PAGES = 50
-
 # Statuses worth trying again as they are: timeouts, conflicts with a concurrent write, "too early".
 _RETRYABLE_4XX = frozenset({408, 409, 425})
 

@@ -36,11 +36,11 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from . import oauth1
-from .base import ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, PushResult, RefreshPoll
+from .base import ORDER_POLL_PAGES, ChannelAdapter, LiveValue, Outcome, PolledOrder, PushItem, PushResult, RefreshPoll
 from .http import session_for
 from .push_refresh import poll_pushed, refresh_by_push
 from .rest import (
-    ORDER_POLL_PAGES, CallBudget, CallError, PushResults, chunks, json_body, money, network_error, order_pages_walk,
+    CallBudget, CallError, PushResults, chunks, json_body, money, network_error, order_pages_walk,
     status_error, timeout_s, unsupported,
 )
 

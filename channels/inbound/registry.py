@@ -43,15 +43,13 @@ def poll_topic(kind: str) -> str | None:
 def polled_beside_webhooks(kind: str, topic: str) -> bool:
     """Whether `topic` is the poll's of a kind that also sends webhooks (WooCommerce): news such
     an event brings first is news a webhook should have brought."""
-    path = PARSERS.get(kind)
-    module = import_module(path) if path else None
-    return module is not None and getattr(module, "WEBHOOKS", True) and topic == getattr(module, "POLL_TOPIC", None)
+    return topic == poll_topic(kind) and getattr(inbound_parser(kind), "WEBHOOKS", True)
 
 
 def parse_stored(kind: str, *, topic: str, headers, body: bytes) -> ParsedWebhook:
     """A stored event read again: an order the poll fetched by its kind's poll reading (it
     came with no webhook headers), anything else as the webhook it was."""
     parser = inbound_parser(kind)
-    if topic == getattr(parser, "POLL_TOPIC", None):
+    if topic == poll_topic(kind):
         return parser.parse_polled(body=body)
     return parser.parse(headers=headers, body=body)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from inventory.services.retention import changes_prune_batch
-
-from django.db.models import Max, Q
 
 from ..inbound.registry import poll_topic
 from ..models import Channel, InboundEvent, SyncAttempt

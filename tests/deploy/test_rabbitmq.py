@@ -31,6 +31,7 @@ import requests
 from syncsvc.processes import QUEUES, ROOT, ProcessStack, database_url_for
 from tests.conftest import TEST_CLOCKS, Stack
 from tests.factories import product_with_variants, sandbox_channel
+from tests.support.redis_state import syncsvc_state_forget
 from tests.support.sandbox import SandboxControl, wait_until
 from tests.support.stock import wait_stock_shown
 
@@ -196,13 +197,9 @@ def rabbit(rabbit_stack, transactional_db) -> Iterator[RabbitStack]:
     """The RabbitMQ stack with committed data visible to it, alone on the test database (as
     conftest's `live` is to its stack)."""
     from channels.models import Channel
-    from channels.redis_client import get_redis
 
-    redis = get_redis()
-    leader = rabbit_stack.processes.env["SYNCSVC_BEAT_LEADER_KEY"].encode()
-    for key in redis.scan_iter("syncsvc:*"):
-        if not key.startswith(leader):  # our beat keeps leading (and sending) between tests
-            redis.delete(key)
+    # our beat keeps leading (and sending) between tests
+    syncsvc_state_forget(keep=rabbit_stack.processes.env["SYNCSVC_BEAT_LEADER_KEY"].encode())
     with _other_celery_paused(rabbit_stack.processes):
         yield rabbit_stack
         Channel.objects.update(enabled=False)  # quiet our worker before the database is emptied

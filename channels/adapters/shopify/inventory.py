@@ -24,6 +24,7 @@ cost 3 points per item (`nodes(ids:)`), so a batch of 250 resolved SKUs costs ab
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -73,6 +74,7 @@ def idempotency_key(
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{channel_id}|{location_id}|{generation}|{body}"))
 
 
+@functools.cache
 def write_cost() -> int:
     """What one `inventorySetQuantities` call requests, whatever it holds (a mutation's cost
     does not grow with its input): what a level read must leave in the bucket for its write."""
