@@ -70,8 +70,8 @@ def _no_state_from_an_earlier_run():
 
 @pytest.fixture(scope="session", autouse=True)
 def _flush_takes_its_locks_first():
-    """Between `live` tests the test database is emptied (TRUNCATE of every table) while the
-    real worker and beat may still be finishing the last test's work. TRUNCATE takes its
+    """Between `live` tests the test database is emptied (every table) while the
+    real worker and beat may still be finishing the last test's work. The flush takes its
     table locks one by one, so it can deadlock with a worker's transaction. On PostgreSQL,
     take every lock first in one statement that gives up quickly (a lock timeout well under
     the deadlock timeout, so it never waits while holding what a worker needs), retry until
@@ -100,7 +100,19 @@ def _flush_takes_its_locks_first():
                 time.sleep(0.05)
 
     TransactionTestCase._fixture_teardown = teardown_with_locks
+    sql_flush = type(connection.ops).sql_flush
+    if connection.vendor == "postgresql":
+        # Rows, not files: a test leaves a few rows per table, and TRUNCATE gives each of the
+        # ~60 tables and their indexes new files (about 140 ms a flush here, against 5 ms to
+        # DELETE them). The foreign keys Django makes are deferred, so the order is free.
+        def delete_rows(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+            if reset_sequences:
+                return sql_flush(self, style, tables, reset_sequences=True, allow_cascade=allow_cascade)
+            return [f"DELETE FROM {self.quote_name(table)};" for table in tables]
+
+        type(connection.ops).sql_flush = delete_rows
     yield
+    type(connection.ops).sql_flush = sql_flush
     TransactionTestCase._fixture_teardown = original
 
 

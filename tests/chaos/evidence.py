@@ -58,16 +58,37 @@ def leases_held(pids: Iterable[int], *, running_only: bool = True) -> list[Lease
 
     from channels.models import SyncMark
 
-    wanted = set(pids)
     marks = SyncMark.objects.filter(claimed_by__isnull=False, lease_until__isnull=False)
     if running_only:
         marks = marks.filter(lease_until__gt=timezone.now())
+    return _leases_of(marks, set(pids))
+
+
+def leases_orphaned(pids: Iterable[int]) -> list[Lease]:
+    """The leases killed processes `pids` left behind, once their last transaction has ended.
+    A process killed just after it sent COMMIT has its batch committed by PostgreSQL all the
+    same (its marks settled, its attempts logged): read without a lock, those marks look
+    orphaned for a moment and are then never sent again. Each batch locks its marks first,
+    so taking the same row locks (in the same order, by id) waits for that commit or its
+    rollback, and what is still leased to `pids` afterwards is really left to run out."""
+    from django.db import transaction
+
+    from channels.models import SyncMark
+
+    wanted = set(pids)
+    candidates = [lease.mark_id for lease in leases_held(wanted, running_only=False)]
+    with transaction.atomic():
+        marks = SyncMark.objects.select_for_update().filter(id__in=candidates, claimed_by__isnull=False).order_by("id")
+        return _leases_of(marks, wanted)
+
+
+def _leases_of(marks, pids: set[int]) -> list[Lease]:
     found = []
     for mark_id, channel_id, variant_id, aspect, claimed_by in marks.values_list(
         "id", "channel_id", "variant_id", "aspect", "claimed_by"
     ):
         pid = _claimer_pid(claimed_by)
-        if pid in wanted:
+        if pid in pids:
             found.append(Lease(mark_id, channel_id, variant_id, aspect, pid))
     return found
 
@@ -109,8 +130,19 @@ def redelivered_by_others(orphaned: list[tuple[Lease, datetime]], *, timeout: fl
     except AssertionError:
         left = missing()
         return Claim(says, False, f"{len(orphaned) - len(left)} of {len(orphaned)} sent again; never: "
-                                  f"{[(lease.mark_id, lease.aspect) for lease in left[:10]]}")
+                                  f"{[_mark_story(lease) for lease in left[:5]]}")
     return Claim(says, True, f"all {len(orphaned)} orphaned marks were sent again after their kill")
+
+
+def _mark_story(lease: Lease) -> str:
+    """What became of a mark that was never sent again: its state now and its last attempts."""
+    from channels.models import SyncAttempt, SyncMark
+
+    mark = SyncMark.objects.filter(id=lease.mark_id).values("claimed_by", "lease_until", "version", "attempts").first()
+    attempts = list(SyncAttempt.objects.filter(
+        channel_id=lease.channel_id, variant_id=lease.variant_id, event_type=lease.aspect,
+    ).order_by("-started_at").values_list("started_at", "status", "version")[:3])
+    return f"mark {lease.mark_id} {lease.aspect} of pid {lease.pid}: now {mark}; last attempts {attempts}"
 
 
 # -- beat -----------------------------------------------------------------------------------

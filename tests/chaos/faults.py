@@ -19,6 +19,7 @@ from tests.chaos.evidence import (
     beat_task_names,
     broker_snapshot,
     leases_held,
+    leases_orphaned,
     log_lines_since,
     log_offsets,
     open_transaction,
@@ -101,7 +102,7 @@ def _kill_mid_flush(processes, kill: Callable[[], list[int]]) -> Kill:
         killed_at = timezone.now()
         pids = kill()
         wait_until(lambda pids=pids: processes_gone(pids), timeout=30, message=f"killed processes {pids} still running")
-        done = Kill(pids=pids, orphaned=leases_held(pids, running_only=False), killed_at=killed_at)
+        done = Kill(pids=pids, orphaned=leases_orphaned(pids), killed_at=killed_at)
         if done.orphaned:
             return done
         wait_until(lambda: _live_children(processes), timeout=30, message="no pool children after a kill")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
@@ -16,49 +14,23 @@ from channels.services.alerts import alert_clear, alert_raise
 from channels.services.notify import alert_notify
 from syncsvc.processes import free_port
 from tests.factories import ChannelFactory
+from tests.support.receiver import Delivery, WebhookReceiver
 from tests.support.sandbox import wait_until
-
-
-class Receiver:
-    """A tiny HTTP server that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append({"headers": dict(self.headers), "body": body})
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def receiver():
-    server = Receiver()
-    yield server
-    server.stop()
+    with WebhookReceiver("/alerts", status=204) as endpoint:
+        yield endpoint
 
 
-def _verified(delivery: dict) -> dict:
+def _verified(delivery: Delivery) -> dict:
     """The event in a delivery whose signature checks out with the alert webhook secret."""
-    timestamp = delivery["headers"]["X-Syncsvc-Timestamp"]
-    expected = hmac.new(settings.SYNCSVC["ALERT_WEBHOOK_SECRET"].encode(), f"{timestamp}.".encode() + delivery["body"],
+    timestamp = delivery.headers["X-Syncsvc-Timestamp"]
+    expected = hmac.new(settings.SYNCSVC["ALERT_WEBHOOK_SECRET"].encode(), f"{timestamp}.".encode() + delivery.body,
                         hashlib.sha256).hexdigest()
-    assert delivery["headers"]["X-Syncsvc-Signature"] == f"v1={expected}"
-    (event,) = json.loads(delivery["body"])["events"]
+    assert delivery.headers["X-Syncsvc-Signature"] == f"v1={expected}"
+    (event,) = json.loads(delivery.body)["events"]
     return event
 
 

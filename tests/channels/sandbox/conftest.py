@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.receiver import WebhookReceiver
 from tests.support.sandbox import SandboxControl, SandboxProcess, start_sandbox
 
 
@@ -18,3 +19,10 @@ def sandbox() -> Iterator[SandboxProcess]:
 @pytest.fixture(scope="module")
 def control(sandbox: SandboxProcess) -> SandboxControl:
     return SandboxControl(sandbox.url)
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """Where a store posts its webhooks in a test (the Amazon module keeps one for all)."""
+    with WebhookReceiver() as endpoint:
+        yield endpoint

@@ -5,18 +5,16 @@ import base64
 import hashlib
 import hmac
 import json
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jsonschema
 import pytest
 import requests
 
+from tests.support.receiver import WebhookReceiver
 from tests.support.sandbox import REPO_ROOT, SandboxProcess, wait_until
 
 KIND = "amazon"
@@ -33,45 +31,10 @@ def store() -> str:
     return f"seller-{uuid.uuid4().hex[:8]}"
 
 
-class Receiver:
-    """A tiny HTTP endpoint standing in for syncsvc's inbound webhook; keeps what it got."""
-
-    def __init__(self) -> None:
-        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-        self.all: list[tuple[dict[str, str], bytes]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                received.put(({name: value for name, value in self.headers.items()}, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/inbound/amazon"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def deliveries(self, predicate: Any = lambda body: True) -> list[tuple[dict[str, str], bytes]]:
-        while not self.received.empty():
-            self.all.append(self.received.get_nowait())
-        return [(headers, body) for headers, body in self.all if predicate(json.loads(body))]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver()
-    yield endpoint
-    endpoint.close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver("/inbound/amazon") as endpoint:
+        yield endpoint
 
 
 # --- helpers speaking the real API ----------------------------------------------------------

@@ -7,17 +7,14 @@ import base64
 import hashlib
 import hmac
 import json
-import queue
-import threading
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jsonschema
 import pytest
 import requests
 
+from tests.support.receiver import WebhookReceiver
 from tests.support.reference import reference_file
 from tests.support.sandbox import (
     SandboxControl,
@@ -37,49 +34,12 @@ def _sample(name: str, wrapper: str | None = None) -> dict[str, Any]:
     return data[wrapper] if wrapper else data
 
 
-class Receiver:
-    """A webhook endpoint on a free port that keeps what it is sent."""
-
-    def __init__(self) -> None:
-        self.inbox: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-        inbox = self.inbox
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                inbox.put(({name.lower(): value for name, value in self.headers.items()}, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def next(self, timeout: float = 10.0) -> tuple[dict[str, str], bytes]:
-        return self.inbox.get(timeout=timeout)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver()
-    yield endpoint
-    endpoint.close()
-
-
 @pytest.fixture
 def store() -> str:
     return f"life-{uuid.uuid4().hex[:8]}"
 
 
-def _sold(control: SandboxControl, kind: str, store: str, receiver: Receiver, *, available: int = 5,
+def _sold(control: SandboxControl, kind: str, store: str, receiver: WebhookReceiver, *, available: int = 5,
           quantity: int = 3) -> str:
     """A store holding `available` of SKU L-1 that sold `quantity`; the sale's webhook taken."""
     control.config(kind, store, webhook_url=receiver.url, webhook_secret=SECRET)
@@ -295,7 +255,7 @@ def test_magento_cancel_shows_canceled_on_the_polled_order_with_a_newer_updated_
     assert after["items"][0]["qty_canceled"] == 3
     assert set(before) <= set(after)  # the same resource, now with its cancelled totals
     assert _available(control, "magento", store) == 5
-    assert receiver.inbox.empty()  # Magento sends no webhook
+    assert receiver.nothing_unread()  # Magento sends no webhook
 
 
 def test_magento_pay_then_refund_closes_the_order_and_an_invoiced_order_cannot_be_cancelled(
@@ -395,4 +355,4 @@ def test_shopify_pay_is_409_because_a_sale_is_paid_at_checkout_and_fulfilling_tw
     # then
     assert paid[0] == twice[0] == cancel_shipped[0] == 409
     assert "paid at checkout" in paid[1] and "fulfilled" in cancel_shipped[1]
-    wait_until(lambda: not receiver.inbox.empty(), message="orders/fulfilled was not sent")
+    wait_until(lambda: not receiver.nothing_unread(), message="orders/fulfilled was not sent")

@@ -6,11 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -80,7 +77,6 @@ query ById($ids: [ID!]!) {
   }
 }
 """
-
 
 
 @pytest.fixture
@@ -879,41 +875,6 @@ def test_config_rejects_an_unknown_plan_and_hides_the_token(sandbox, control, st
 
 
 # --- sales and webhooks --------------------------------------------------------------------------
-
-
-class Receiver:
-    """A tiny webhook endpoint on a free port that records what it is sent."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(({name.lower(): value for name, value in self.headers.items()}, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhooks/shopify"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver()
-    yield endpoint
-    endpoint.close()
 
 
 def test_sale_lowers_available_and_sends_a_signed_orders_create_webhook_redelivered_with_one_event_id(

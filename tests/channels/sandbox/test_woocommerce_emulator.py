@@ -10,12 +10,8 @@ import base64
 import hashlib
 import hmac
 import json
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,7 +31,6 @@ KEY = "ck_0123456789abcdef"
 SECRET = "cs_fedcba9876543210"
 WEBHOOK_SECRET = "wc-webhook-secret"
 SAMPLE_ORDER = reference_file("samples/woocommerce-order-created.json")
-
 
 
 @pytest.fixture
@@ -451,51 +446,6 @@ def test_host_rate_limit_answers_429_with_retry_after(control, store, woo):
 
 
 # --- sales and the order webhook --------------------------------------------------------------
-
-
-class Receiver:
-    """A stand-in for syncsvc's inbound webhook endpoint; keeps the raw requests it got."""
-
-    def __init__(self) -> None:
-        self.received: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                received.put((dict(self.headers.items()), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/inbound/woocommerce"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def take(self, count: int) -> list[tuple[dict[str, str], bytes]]:
-        got: list[tuple[dict[str, str], bytes]] = []
-        wait_until(lambda: got.extend(self._drain()) or len(got) >= count, message=f"{count} webhook deliveries")
-        return got
-
-    def _drain(self) -> list[tuple[dict[str, str], bytes]]:
-        drained = []
-        while not self.received.empty():
-            drained.append(self.received.get_nowait())
-        return drained
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver()
-    yield endpoint
-    endpoint.close()
 
 
 def test_sale_lowers_stock_and_posts_a_signed_order_created_webhook(control, store, woo, receiver):

@@ -6,7 +6,6 @@ are also checked as plain functions, where the times can be chosen."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,7 +16,6 @@ from tests.channels.sandbox.test_woocommerce_emulator import (
     KEY,
     KIND,
     SECRET,
-    Receiver,
     Woo,
 )
 from tests.support.sandbox import SandboxControl, SandboxProcess
@@ -33,13 +31,6 @@ def store(control: SandboxControl) -> str:
 @pytest.fixture
 def woo(sandbox: SandboxProcess, store: str) -> Woo:
     return Woo(sandbox, store)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    endpoint = Receiver()
-    yield endpoint
-    endpoint.close()
 
 
 def _shifted(wp_time: str, **delta: float) -> str:
