@@ -51,9 +51,9 @@ def _catalog(count: int) -> list[str]:
     return [f"SKU-{i:05d}" for i in range(count)]
 
 
-def _amazon_channel(live, store: str, **store_config):
+def _amazon_channel(live, store: str, *, chunk: int = CHUNK, **store_config):
     live.sandbox.config("amazon", store, **AMAZON_STORE_RATES, **store_config)
-    return sandbox_channel(live, "amazon", store, settings={**AMAZON_CHANNEL_RATES, "catalog_refresh": {"chunk_size": CHUNK}})
+    return sandbox_channel(live, "amazon", store, settings={**AMAZON_CHANNEL_RATES, "catalog_refresh": {"chunk_size": chunk}})
 
 
 def _refresh_of(channel) -> CatalogRefresh:
@@ -137,9 +137,10 @@ def test_a_refresh_of_5000_products_goes_through_amazon_feeds_while_price_change
 
 
 def test_a_refresh_killed_half_way_resumes_without_redoing_finished_chunks(live, store_name, ops):
-    # given: a refresh under way, some chunks done, some not started
-    _catalog(PRODUCTS)
-    channel = _amazon_channel(live, store_name, feed_processing_ms=1500)
+    # given: a refresh under way, some chunks done, some not started (ten chunks of 200)
+    products, chunk = 2000, 200
+    _catalog(products)
+    channel = _amazon_channel(live, store_name, chunk=chunk, feed_processing_ms=800)
     response = ops.post(f"/api/v1/channels/{channel.pk}/catalog-refresh/", format="json")
     assert response.status_code == 202, response.content
     refresh = CatalogRefresh.objects.get(pk=response.json()["refresh"])
@@ -154,14 +155,14 @@ def test_a_refresh_killed_half_way_resumes_without_redoing_finished_chunks(live,
 
     # then: it resumes (the lease runs out, beat re-kicks it) and finishes; no done chunk was redone
     wait_until(lambda: _finished(refresh), timeout=60, message=lambda: f"never resumed: {_progress(ops, refresh)}")
-    assert refresh.status == "done" and refresh.done == PRODUCTS, _progress(ops, refresh)
+    assert refresh.status == "done" and refresh.done == products, _progress(ops, refresh)
     after = {c.seq: c for c in chunks}
     assert all(after[seq].starts == 1 and after[seq].remote["feed_id"] == feed_id for seq, feed_id in done_before.items())
     assert all(c.status == "done" for c in after.values())
     # a chunk whose start the kill cut off may have been started again; none more than that
     feeds = [r for r in live.sandbox.requests("amazon", store_name) if r.get("operation") == "createFeed"]
-    assert PRODUCTS // CHUNK <= len(feeds) <= PRODUCTS // CHUNK + 2
-    assert sum(c.starts for c in after.values()) <= PRODUCTS // CHUNK + 2
+    assert products // chunk <= len(feeds) <= products // chunk + 2
+    assert sum(c.starts for c in after.values()) <= products // chunk + 2
 
 
 @pytest.mark.skipif(not adapter_class("shopify").supports_bulk_refresh, reason="the Shopify bulk path is not in yet")

@@ -25,10 +25,10 @@ STORES = {
     ),
 }
 VARIANTS = 10
-# kind -> (products, bulk rounds): Shopify takes 2,000 changes (200 SKUs, ten rounds) in about
-# 20 s; Amazon's listings API sends one SKU per call at 5 calls/s, so it gets 50 SKUs, four
-# rounds (200 changes): the same two workers sharing one bucket, in a quarter of the time.
-BURSTS = {"shopify": (20, 10), "amazon": (5, 4)}
+# kind -> (products, bulk rounds): Shopify takes 1,000 changes (100 SKUs, ten rounds) in about
+# 6 s; Amazon's listings API sends one SKU per call at 5 calls/s, so it gets 30 SKUs, four
+# rounds (120 changes): the same two workers sharing one bucket, in make test's time budget.
+BURSTS = {"shopify": (10, 10), "amazon": (3, 4)}
 
 
 @pytest.fixture
