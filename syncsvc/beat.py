@@ -17,6 +17,8 @@ sends, so each schedule entry goes out once per due time.
   does not know (Redis restarted empty) go by the scheduler's own state, as before.
 - Redis unreachable: no beat can show it leads, so none sends, and beat keeps running; the
   first to reach Redis again leads. Every change of standing is logged once.
+- SIGTERM/SIGINT stop beat between two sends (or two ticks), never inside one: it saves its
+  schedule, releases its lock and exits (`LeaderSchedulerMixin.stop_requested`).
 
 A leader paused between a claim and its publish publishes that message when it resumes,
 maybe after a new leader began: late, but for the due time it claimed, which the new leader
@@ -33,12 +35,15 @@ import os
 import secrets
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 
 import redis
+from celery import platforms
 from celery.beat import PersistentScheduler
+from celery.signals import beat_init
 from django.conf import settings
 from django_celery_beat.schedulers import DatabaseScheduler
 
@@ -252,24 +257,64 @@ class LeaderSchedulerMixin:
         # for its banner, which must not take the lock.
         return BeatLeadership.from_settings()
 
+    _closed = False
+    _stopping = False  # SIGTERM/SIGINT asked this beat to stop
+    _busy = False  # in a tick: a send or a database query may be under way
+
     def tick(self, *args, **kwargs):
-        standing = self._leadership.check()
-        if not standing.leads:
-            return self._leadership.poll_s
-        if standing is Standing.GAINED:
-            self._take_over(self._leadership.last_sends())
-        return min(super().tick(*args, **kwargs), self._leadership.poll_s)
+        with self._busy_now():
+            standing = self._leadership.check()
+            if not standing.leads:
+                return self._leadership.poll_s
+            if standing is Standing.GAINED:
+                self._take_over(self._leadership.last_sends())
+            return min(super().tick(*args, **kwargs), self._leadership.poll_s)
+
+    def _do_sync(self):  # Service.start saves the schedule between ticks (a database write)
+        with self._busy_now():
+            super()._do_sync()
 
     def apply_entry(self, entry, producer=None):
+        self._exit_if_stopping()  # between two sends: the rest of this tick's are not sent
         if self._leadership.claim(entry.name):
             super().apply_entry(entry, producer=producer)
 
+    def stop_requested(self) -> None:
+        """From the SIGTERM/SIGINT handler (`_stop_between_sends`). Celery's own handler
+        closes the scheduler and raises SystemExit wherever the signal struck: inside a
+        send, where the broker client's clean-up turns it into an error Celery logs and
+        swallows (beat ran on and took its lock again), or inside a database query, where
+        the close queries the same connection again and waits on it for ever (until the
+        supervisor's SIGKILL). So the exit is raised here only while beat sleeps between
+        ticks; in a tick it is raised at the next send or at the tick's end."""
+        self._stopping = True
+        if not self._busy:
+            raise SystemExit()
+
     def close(self):
+        # Once, whoever closes first (Service.start on its way out, a signal handler).
+        if self._closed:
+            return
+        self._closed = True
         try:
             super().close()
         finally:
             if "_leadership" in self.__dict__:
                 self._leadership.release()
+
+    def _exit_if_stopping(self) -> None:
+        if self._stopping:
+            raise SystemExit()
+
+    @contextmanager
+    def _busy_now(self):
+        self._exit_if_stopping()
+        self._busy = True
+        try:
+            yield
+        finally:
+            self._busy = False
+        self._exit_if_stopping()
 
     @property
     def info(self):
@@ -279,6 +324,21 @@ class LeaderSchedulerMixin:
 
     def _take_over(self, last_sends: dict[str, datetime]) -> None:
         raise NotImplementedError
+
+
+@beat_init.connect
+def _stop_between_sends(sender, **kwargs) -> None:
+    """Replace the SIGTERM/SIGINT handler Celery installs just before `Service.start` (which
+    sends beat_init) with one that asks a leader-locked scheduler to stop; Service.start
+    closes it (saving the schedule, releasing the lock) on its way out."""
+    scheduler = sender.scheduler
+    if not isinstance(scheduler, LeaderSchedulerMixin):
+        return
+
+    def stop(signum, frame) -> None:
+        scheduler.stop_requested()
+
+    platforms.signals.update(SIGTERM=stop, SIGINT=stop)
 
 
 class LeaderPersistentScheduler(LeaderSchedulerMixin, PersistentScheduler):

@@ -24,6 +24,7 @@ from syncsvc.beat import beat_leader_pid
 from syncsvc.processes import ROOT, ProcessStack, database_url_for, free_port
 from tests.conftest import TEST_CLOCKS
 from tests.support.sandbox import wait_until
+from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -287,3 +288,62 @@ def test_a_paused_leader_that_lost_its_lock_sends_nothing_when_it_resumes(beats,
     late = pids[pids.index(new.pid):].count(old.pid)
     assert late <= 1, f"the paused leader sent {late} messages after the new leader's first"
     assert private_redis.leader_pid() == new.pid and old.alive()
+
+
+# Found by make test: Celery's SIGTERM handler closes the scheduler and raises SystemExit
+# wherever the signal strikes. Inside a send, the broker client's clean-up turned it into an
+# error Celery only logs: the beat released its lock, took it again and ran on. Inside a
+# database query (the database scheduler), the close queried the same connection and waited
+# on it for ever. Either way the supervisor's SIGKILL ended it, 10 s later.
+@pytest.mark.parametrize("slow", ["broker", "database"])
+def test_a_beat_told_to_stop_in_the_middle_of_its_work_stops_and_does_not_lead_again(
+    private_redis, tmp_path, transactional_db, slow
+):
+    # given: a leading beat whose broker or database answers slowly (each chunk 0.3 s late,
+    # each way), so it is nearly always waiting on one; its lock's Redis is reached directly
+    from django.db import connection
+
+    if slow == "database" and connection.vendor != "postgresql":
+        pytest.skip("the database scheduler's queries are slowed through a proxy in front of PostgreSQL")
+    database_url = database_url_for(connection.settings_dict)
+    settings_dict = connection.settings_dict
+    upstream = private_redis.url if slow == "broker" else \
+        f"tcp://{settings_dict.get('HOST') or '127.0.0.1'}:{settings_dict.get('PORT') or 5432}"
+    with TcpProxy(upstream) as proxy:
+        env = {
+            **os.environ, **TEST_CLOCKS, "PYTHONUNBUFFERED": "1", "DATABASE_URL": database_url,
+            "REDIS_URL": private_redis.url, "CELERY_BROKER_URL": private_redis.url,
+            "SYNCSVC_BEAT_LEADER_TTL_S": str(LEADER_TTL_S),
+        }
+        if slow == "broker":
+            env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{proxy.port}/0"
+        else:
+            env["DATABASE_URL"] = database_url.replace(
+                f"@{settings_dict.get('HOST') or '127.0.0.1'}:{settings_dict.get('PORT') or 5432}/",
+                f"@127.0.0.1:{proxy.port}/")
+            assert env["DATABASE_URL"] != database_url, database_url
+        processes = ProcessStack(env=env, log_dir=tmp_path)
+        try:
+            beat = processes.start_beat(name="beat-slow", scheduler=_scheduler("file" if slow == "broker" else "database"))
+            sends = wait_until(lambda: _log(beat).count("Scheduler: Sending due task"), timeout=60,
+                               message=f"the beat never sent:\n{beat.log_tail()}")
+            proxy.delay(300)
+            wait_until(lambda: _log(beat).count("Scheduler: Sending due task") >= sends + 2, timeout=30,
+                       message=f"the beat never sent through the slow {slow}:\n{beat.log_tail()}")
+
+            # when: it is told to stop (SIGTERM, as a supervisor does) in the middle of its work,
+            # and the network is well again (what it saves on its way out goes at full speed)
+            os.kill(beat.pid, signal.SIGTERM)
+            proxy.heal()
+
+            # then: it exits, having given its lock up, and never took it again
+            exited = wait_until(lambda: beat.process.poll() is not None, timeout=8, interval=0.1,
+                                message=f"the beat still runs 8 s after SIGTERM:\n{beat.log_tail()}")
+        finally:
+            processes.stop()
+    assert exited
+    log = _log(beat)
+    released = log.index("beat leadership: released by")
+    assert "beat leadership: leading" not in log[released:], log[released:][:3000]
+    assert "beat raised exception" not in log, log[released:][:3000]
+    assert private_redis.leader_pid() is None
