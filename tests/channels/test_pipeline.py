@@ -97,14 +97,14 @@ def test_a_lost_wakeup_is_recovered_by_the_sweep(live, store_name):
     product_with_variants(skus=["LOST-1"], price="5.00")
     wait_until(lambda: _price_shown(live, store_name, "LOST-1") == "5.00", message="seed never arrived")
     # (limit=1: the stack's one worker answers; without it the broadcast waits its whole timeout)
-    assert celery_app.control.cancel_consumer("sync", reply=True, timeout=5, limit=1), "the worker never answered"
+    assert celery_app.control.cancel_consumer("sync", reply=True, timeout=10, limit=1), "the worker never answered"
     try:
         services.variant_update(variant=Variant.objects.get(sku="LOST-1"), fields={"price": Decimal("6.00")})
         # when: every queued wake-up is lost
         with celery_app.connection_for_write() as connection:
             connection.default_channel.queue_purge("sync")
     finally:
-        celery_app.control.add_consumer("sync", reply=True, timeout=5, limit=1)
+        celery_app.control.add_consumer("sync", reply=True, timeout=10, limit=1)
 
     # then: beat's sweep finds the due mark and wakes the channel again
     wait_until(lambda: _price_shown(live, store_name, "LOST-1") == "6.00", timeout=20, message="sweep never recovered it")
