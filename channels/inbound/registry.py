@@ -40,6 +40,11 @@ def poll_topic(kind: str) -> str | None:
     return getattr(import_module(path), "POLL_TOPIC", None) if path else None
 
 
+def polled_kinds() -> tuple[str, ...]:
+    """The kinds whose orders syncsvc polls (those declaring a `POLL_TOPIC`)."""
+    return tuple(kind for kind in PARSERS if poll_topic(kind))
+
+
 def polled_beside_webhooks(kind: str, topic: str) -> bool:
     """Whether `topic` is the poll's of a kind that also sends webhooks (WooCommerce): news such
     an event brings first is news a webhook should have brought."""

@@ -20,26 +20,25 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ..adapters.base import ChannelThrottled
-from ..inbound.registry import poll_topic
+from ..inbound.registry import poll_topic, polled_kinds
 from ..models import Channel, InboundEvent
 from .flush import adapter_for_channel
 from .inbound import inbound_store_polled
 
 log = logging.getLogger(__name__)
 
-POLLED_KINDS = ("magento", "woocommerce")
 OVERLAP = timedelta(minutes=2)
 DEFAULT_LOOKBACK_S = 24 * 3600
 
 
 def channels_to_poll() -> list[int]:
-    return list(Channel.objects.filter(kind__in=POLLED_KINDS, enabled=True).values_list("pk", flat=True))
+    return list(Channel.objects.filter(kind__in=polled_kinds(), enabled=True).values_list("pk", flat=True))
 
 
 def orders_poll(*, channel_id: int) -> int:
     """Fetch the channel's orders updated since its cursor and store the new versions.
     Returns how many were new."""
-    channel = Channel.objects.filter(pk=channel_id, enabled=True, kind__in=POLLED_KINDS).first()
+    channel = Channel.objects.filter(pk=channel_id, enabled=True, kind__in=polled_kinds()).first()
     if channel is None:
         return 0
     polled = InboundEvent.objects.filter(channel=channel, topic=poll_topic(channel.kind))

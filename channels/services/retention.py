@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from inventory.services.retention import changes_prune_batch
 
-from ..inbound.registry import poll_topic
-from ..models import Channel, InboundEvent, SyncAttempt
+from ..inbound.registry import poll_topic, polled_kinds
+from ..models import InboundEvent, SyncAttempt
 from ..redis_client import get_redis
 
 # Where the pass over old change records stands between runs (lost: the pass starts again).
@@ -59,10 +59,8 @@ def synclog_prune(
 def _settled_inbound():
     """Inbound events that may go: settled, and not a poll's cursor."""
     cursors = []
-    for kind in Channel.objects.order_by().values_list("kind", flat=True).distinct():
+    for kind in polled_kinds():
         topic = poll_topic(kind)
-        if topic is None:
-            continue
         newest = (
             InboundEvent.objects.filter(channel__kind=kind, topic=topic).exclude(triggered_at=None)
             .values("channel_id").annotate(at=Max("triggered_at")).order_by()
